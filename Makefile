@@ -1,0 +1,68 @@
+# Oh-LoRA v3 LLM study. The README's two commands:
+#   make reproduce   set up, provision models, run the five notebooks into reports/ (+ HTML)
+#   make test        set up, provision models, run the unit tests and nbval over the notebooks
+# Pick the models with PROFILE=embedded (default) | paper | tiny.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+# (no comments after values: make would keep the spaces before them)
+# interpreter that creates the virtualenv
+PYTHON ?= python3
+# where the pinned environment lives
+VENV ?= .venv
+# model profile for provisioning and the notebooks: embedded | paper | tiny
+PROFILE ?= embedded
+# notebook preset for reproduce: quick | default | paper
+PRESET ?= default
+NOTEBOOKS := 01_dataset_augmentation 02_finetune_llms 03_sbert_memory 04_sbert_ethics 05_chat_demo
+
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.ohlora-installed
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export HF_HUB_OFFLINE ?= 1
+export OHLORA_PROFILE := $(PROFILE)
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help setup provision test unit reproduce lab clean
+
+help:
+	@echo "make reproduce   # whole study on PROFILE=$(PROFILE): notebooks -> reports/*.ipynb + .html"
+	@echo "make test        # unit tests + nbval over notebooks (quick preset)"
+	@echo "make provision   # only build/check the model cache"
+	@echo "make lab         # open the notebooks in JupyterLab"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@echo "[setup] $(VENV): installing the pinned requirements (first time: a few minutes) …"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+	@echo "[setup] done"
+
+provision: $(STAMP)
+	@$(PY) -m ohlora_utils.models --profile $(PROFILE)
+
+test: provision
+	@echo "[test] unit tests + nbval (--nbval-lax) over notebooks/ on the quick preset …"
+	@OHLORA_PRESET=quick $(PY) -m pytest tests notebooks --nbval-lax -v --durations=10
+
+unit: $(STAMP)
+	@$(PY) -m pytest tests -q
+
+reproduce: provision
+	@mkdir -p reports
+	@for nb in $(NOTEBOOKS); do \
+	  echo "[reproduce] $$nb (profile $(PROFILE), preset $(PRESET)) …"; \
+	  OHLORA_PRESET=$(PRESET) $(PY) -m papermill --progress-bar notebooks/$$nb.ipynb reports/$$nb.ipynb \
+	    -p profile $(PROFILE) -p preset $(PRESET); \
+	  $(PY) -m jupyter nbconvert --log-level WARN --to html reports/$$nb.ipynb --output-dir reports; \
+	done
+	@echo "[reproduce] done: open reports/*.html"
+
+lab: provision
+	@$(PY) -m jupyter lab notebooks/
+
+clean:
+	rm -rf reports

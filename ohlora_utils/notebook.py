@@ -1,0 +1,90 @@
+"""What every study notebook does right after its ``parameters`` cell.
+
+Usage: ``setup_notebook(globals())`` — checks the parameters' types, seeds everything, sets up plots.
+
+- Parameters are declared ``name: type = value  # help``; papermill may inject new values (``-p``),
+  so their types are checked against the annotations: a wrong type is one clear line, not a crash later.
+- An ``OhloraError`` raised in any later cell is shown as one line (problem — what to do), without the
+  library traceback behind it; papermill and nbval still see the cell as failed.
+- Plots use NanumGothic (shipped by the ``koreanize-matplotlib`` package) so Hangul labels render.
+"""
+from __future__ import annotations
+
+import os
+import random
+import typing
+
+from .errors import OhloraError
+
+
+def check_parameters(namespace: dict) -> None:
+    """Raise one OhloraError naming every parameter whose value does not have its annotated type."""
+    problems = []
+    for name, annotation in namespace.get("__annotations__", {}).items():
+        if name not in namespace:
+            continue
+        value = namespace[name]
+        if not _has_type(value, annotation):
+            problems.append(f"{name}={value!r} should be {_type_name(annotation)}")
+    if problems:
+        raise OhloraError("wrong parameter type: " + "; ".join(problems),
+                          fix="fix the value in the parameters cell or the papermill -p option")
+
+
+def _has_type(value, annotation) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin is not None:  # list[str], dict[str, int], …: check the container only
+        return isinstance(value, origin)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation) if isinstance(annotation, type) else True
+
+
+def _type_name(annotation) -> str:
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+
+
+def use_korean_font() -> None:
+    import matplotlib
+    from matplotlib import font_manager
+    from importlib.resources import files
+
+    font = files("koreanize_matplotlib").joinpath("fonts", "NanumGothic.ttf")
+    font_manager.fontManager.addfont(str(font))
+    matplotlib.rcParams["font.family"] = "NanumGothic"
+    matplotlib.rcParams["axes.unicode_minus"] = False  # NanumGothic lacks U+2212
+
+
+def _show_user_errors_as_one_line() -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def one_line(shell, etype, evalue, tb, tb_offset=None):
+        shell.showtraceback((etype, evalue, tb), exception_only=True)
+
+    shell.set_custom_exc((OhloraError,), one_line)
+
+
+def setup_notebook(namespace: dict, seed_name: str = "seed") -> None:
+    _show_user_errors_as_one_line()
+    check_parameters(namespace)
+    if seed_name in namespace:
+        seed_everything(namespace[seed_name])
+    use_korean_font()

@@ -1,0 +1,108 @@
+"""Atomic writes: a reader never sees a half-written file or folder, even after a crash.
+
+Usage: ``with atomic_dir(target) as tmp: save_into(tmp)`` — ``target`` appears only when the block succeeds.
+
+Every cache entry also carries a manifest (file names, sizes, sha256) written last, so a folder
+without a manifest is unfinished and one whose files disagree with it is corrupt.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+MANIFEST_NAME = "ohlora-manifest.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary sibling and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextmanager
+def atomic_dir(target: Path):
+    """Yield a temporary folder next to ``target``; on success it replaces ``target`` in one rename."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def sha256_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: Path, **facts) -> dict:
+    """Record every file's size and sha256 (plus ``facts``) as the folder's last file."""
+    folder = Path(folder)
+    files = {
+        str(path.relative_to(folder)): {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != MANIFEST_NAME
+    }
+    manifest = {"files": files, **facts}
+    atomic_write_text(folder / MANIFEST_NAME, json.dumps(manifest, ensure_ascii=False, indent=2))
+    return manifest
+
+
+def read_manifest(folder: Path) -> dict | None:
+    path = Path(folder) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"files": None}  # unreadable manifest: reported as corrupt by manifest_problem
+
+
+def manifest_problem(folder: Path, deep: bool = False) -> str | None:
+    """None when ``folder`` matches its manifest; else what is wrong (sizes always, sha256 when ``deep``)."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if manifest is None:
+        return "missing (no manifest)"
+    if not isinstance(manifest.get("files"), dict):
+        return f"its {MANIFEST_NAME} is unreadable"
+    for name, expected in manifest["files"].items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != expected["bytes"]:
+            return f"{name} has {path.stat().st_size} bytes, expected {expected['bytes']}"
+        if deep and sha256_file(path) != expected["sha256"]:
+            return f"{name} does not match its sha256"
+    return None
