@@ -23,7 +23,7 @@ export HF_HUB_OFFLINE ?= 1
 export OHLORA_PROFILE := $(PROFILE)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup provision test unit reproduce lab clean
+.PHONY: help setup provision test unit reproduce lab clean checked-outputs
 
 help:
 	@echo "make reproduce   # whole study on PROFILE=$(PROFILE): notebooks -> reports/*.ipynb + .html"
@@ -66,3 +66,9 @@ lab: provision
 
 clean:
 	rm -rf reports
+
+# Maintainers: after editing a notebook, store the expected outputs of its `# NBVAL_CHECK_OUTPUT` cells
+# (same profile and preset as `make test`). Usage: make checked-outputs NB=notebooks/01_dataset_augmentation.ipynb
+NB ?= $(wildcard notebooks/*.ipynb)
+checked-outputs: provision
+	@OHLORA_PRESET=quick $(PY) -m ohlora_utils.notebook $(NB)

@@ -88,3 +88,44 @@ def setup_notebook(namespace: dict, seed_name: str = "seed") -> None:
     if seed_name in namespace:
         seed_everything(namespace[seed_name])
     use_korean_font()
+
+
+CHECK_OUTPUT_MARK = "# NBVAL_CHECK_OUTPUT"  # nbval --nbval-lax compares only cells carrying this line
+
+
+def refresh_checked_outputs(path, timeout_s: int = 1800) -> int:
+    """Execute the notebook at ``path`` and store the outputs of its checked cells only.
+
+    nbval compares a checked cell's new output with the stored one, so the committed notebook must
+    carry those outputs; every other cell is saved without outputs (plots, timings and generations
+    stay out of git). Run it with the same profile and preset as ``make test``. Returns the count of
+    checked cells.
+    """
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = Path(path)
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(notebook, timeout=timeout_s, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    checked = 0
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        if CHECK_OUTPUT_MARK in cell.source:
+            checked += 1  # keeps its outputs and execution count: nbval refuses outputs of an "unrun" cell
+        else:
+            cell.outputs = []
+            cell.execution_count = None
+    notebook.metadata.pop("widgets", None)
+    nbformat.write(notebook, path)
+    return checked
+
+
+if __name__ == "__main__":
+    import sys
+
+    for notebook_path in sys.argv[1:]:
+        print(f"{notebook_path}: stored the outputs of {refresh_checked_outputs(notebook_path)} checked cells")

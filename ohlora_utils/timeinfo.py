@@ -9,6 +9,7 @@ evening starts early), and 저녁 otherwise. 00:00–03:59 still belongs to the 
 from __future__ import annotations
 
 import datetime
+import re
 
 TRIGGER_WORDS = ("오늘", "내일", "지금", "요일", "이따", "휴일")  # any of these anywhere adds time info
 WEEKDAYS_KO = ("월요일", "화요일", "수요일", "목요일", "금요일", "토요일", "일요일")  # datetime.weekday() order
@@ -48,3 +49,25 @@ def add_time_info(text: str, now: datetime.datetime) -> str:
     if not has_time_word(text):
         return text
     return time_info_prefix(now) + text
+
+
+_WEEKDAY_MENTION_PATTERN = "|".join(WEEKDAYS_KO)
+_RELATIVE_DAY_OFFSETS = {"그저께": -2, "그제": -2, "어제": -1, "내일": 1, "모레": 2}  # word before a weekday
+
+
+def wrong_weekday_mentions(reply: str, today: str) -> list[str]:
+    """Weekdays named in ``reply`` that contradict ``today`` (e.g. "금요일" when today is 토요일).
+
+    A weekday right after 내일/모레/어제/그제 is checked against that day instead; a weekday after
+    "다음 주"/"지난 주"/"매주" is not about this week and is never wrong.
+    """
+    today_index = WEEKDAYS_KO.index(today)
+    wrong = []
+    for match in re.finditer(_WEEKDAY_MENTION_PATTERN, reply):
+        before = reply[max(0, match.start() - 6):match.start()].replace(" ", "")
+        if any(word in before for word in ("다음주", "지난주", "저번주", "매주", "주말")):
+            continue
+        offset = next((o for word, o in _RELATIVE_DAY_OFFSETS.items() if before.endswith(word)), 0)
+        if WEEKDAYS_KO.index(match.group(0)) != (today_index + offset) % 7:
+            wrong.append(match.group(0))
+    return wrong

@@ -1,0 +1,34 @@
+"""Small plotting helpers the notebooks share (matplotlib; Hangul labels need ``setup_notebook`` first).
+
+Usage: ``fig, axes = plt.subplots(1, 3); bar_counts(axes[0], frame["eyes"], "eyes", order=EYES_LABELS)``
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+
+
+def bar_counts(ax, values: pd.Series, title: str, order: Sequence[str] | None = None, horizontal=False):
+    """Bar chart of how often each value occurs, labelled with the counts."""
+    counts = values.value_counts()
+    if order is not None:
+        counts = counts.reindex(list(order), fill_value=0)
+    bars = (ax.barh if horizontal else ax.bar)(counts.index.astype(str), counts.values, color="#6C8EBF")
+    ax.bar_label(bars, padding=2, fontsize=8)
+    ax.set_title(title)
+    if horizontal:
+        ax.invert_yaxis()
+    else:
+        ax.tick_params(axis="x", labelrotation=30)
+    return counts
+
+
+def length_histograms(axes, columns: dict[str, pd.Series], bins: int = 30):
+    """One histogram of character lengths per named column."""
+    for ax, (name, texts) in zip(axes, columns.items()):
+        lengths = texts.str.len()
+        ax.hist(lengths, bins=bins, color="#82B366")
+        ax.axvline(lengths.median(), color="black", linestyle="--", linewidth=1)
+        ax.set_title(f"{name} (median {lengths.median():.0f} chars)")
+        ax.set_xlabel("characters")
