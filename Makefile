@@ -44,9 +44,12 @@ $(STAMP): requirements.txt pyproject.toml
 provision: $(STAMP)
 	@$(PY) -m ohlora_utils.models --profile $(PROFILE)
 
+# the notebooks' quick-preset models go to their own folder: `make test` never overwrites what `make reproduce` trained
+TEST_ARTIFACTS := $(CURDIR)/.cache/test-artifacts
+
 test: provision
 	@echo "[test] unit tests + nbval (--nbval-lax) over notebooks/ on the quick preset …"
-	@OHLORA_PRESET=quick $(PY) -m pytest tests notebooks --nbval-lax -v --durations=10
+	@OHLORA_PRESET=quick OHLORA_ARTIFACTS_DIR=$(TEST_ARTIFACTS) $(PY) -m pytest tests notebooks --nbval-lax -v --durations=10
 
 unit: $(STAMP)
 	@$(PY) -m pytest tests -q
@@ -71,4 +74,4 @@ clean:
 # (same profile and preset as `make test`). Usage: make checked-outputs NB=notebooks/01_dataset_augmentation.ipynb
 NB ?= $(wildcard notebooks/*.ipynb)
 checked-outputs: provision
-	@OHLORA_PRESET=quick $(PY) -m ohlora_utils.notebook $(NB)
+	@OHLORA_PRESET=quick OHLORA_ARTIFACTS_DIR=$(TEST_ARTIFACTS) $(PY) -m ohlora_utils.notebook $(NB)

@@ -46,3 +46,15 @@ def test_paper_and_tiny_use_the_original_architectures_per_task():
 def test_unknown_task_is_a_clear_error():
     with pytest.raises(OhloraError, match="unknown task 'poem'"):
         get_profile("tiny").llm_for("poem")
+
+
+def test_preset_comes_from_parameter_then_environment(monkeypatch):
+    from ohlora_utils.presets import get_preset
+
+    monkeypatch.delenv("OHLORA_PRESET", raising=False)
+    assert get_preset() == "default"
+    monkeypatch.setenv("OHLORA_PRESET", "quick")
+    assert get_preset() == "quick"
+    assert get_preset("paper") == "paper"
+    with pytest.raises(OhloraError, match="unknown preset 'fast'"):
+        get_preset("fast")
