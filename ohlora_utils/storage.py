@@ -106,3 +106,69 @@ def manifest_problem(folder: Path, deep: bool = False) -> str | None:
         if deep and sha256_file(path) != expected["sha256"]:
             return f"{name} does not match its sha256"
     return None
+
+
+# --- SQLite: one database file, transactions, and clear errors for locked / read-only / corrupt files ---
+
+DB_TIMEOUT_S = 5.0  # how long a writer waits for another writer's transaction before giving up
+
+
+@contextmanager
+def database_errors(path: Path):
+    """Turn sqlite3's errors about the *file* into OhloraErrors that say what to do."""
+    import sqlite3
+
+    from .errors import OhloraError
+
+    try:
+        yield
+    except sqlite3.DatabaseError as error:
+        text = str(error).lower()
+        if "locked" in text or "busy" in text:
+            raise OhloraError(f"database {path} is locked by another process",
+                              fix="close the other chat or notebook that uses it, then try again") from None
+        if "readonly" in text or "read-only" in text:
+            raise OhloraError(f"database {path} is read-only",
+                              fix="make the file and its folder writable, or set another path") from None
+        if "not a database" in text or "malformed" in text or "file is encrypted" in text:
+            raise OhloraError(f"{path} is not a usable SQLite database ({error})",
+                              fix="move the damaged file aside (nothing in it is overwritten); "
+                                  "a new database is created on the next start") from None
+        if "unable to open" in text:
+            raise OhloraError(f"database {path} cannot be opened ({error})",
+                              fix="check that its folder exists and is writable") from None
+        raise
+
+
+def open_database(path: Path, schema_sql: str):
+    """Open (creating if needed) the SQLite file at ``path`` and apply ``schema_sql`` (CREATE … IF NOT EXISTS)."""
+    import sqlite3
+
+    path = Path(path)
+    with database_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, timeout=DB_TIMEOUT_S, isolation_level=None)  # we BEGIN ourselves
+        try:
+            connection.execute("PRAGMA foreign_keys = ON")
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails on a non-database
+            with transaction(connection, path):
+                for statement in schema_sql.split(";"):  # our schemas hold no ";" inside strings
+                    if statement.strip():
+                        connection.execute(statement)
+        except BaseException:
+            connection.close()
+            raise
+    return connection
+
+
+@contextmanager
+def transaction(connection, path: Path | str = "database"):
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any error): all of a change lands, or none of it."""
+    with database_errors(Path(path)):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")

@@ -54,3 +54,81 @@ def test_folder_without_manifest_counts_as_missing(tmp_path):
     assert manifest_problem(tmp_path) == "missing (no manifest)"
     (tmp_path / "ohlora-manifest.json").write_text("{not json")
     assert "unreadable" in manifest_problem(tmp_path)
+
+
+# --- SQLite ---------------------------------------------------------------------------------------
+
+import sqlite3
+import threading
+
+from ohlora_utils.errors import OhloraError
+from ohlora_utils.storage import open_database, transaction
+
+SCHEMA = "CREATE TABLE IF NOT EXISTS item (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);" \
+         "CREATE INDEX IF NOT EXISTS item_text ON item(text)"
+
+
+def test_database_is_created_with_its_schema_and_reopened(tmp_path):
+    path = tmp_path / "sub" / "db.sqlite"
+    connection = open_database(path, SCHEMA)
+    with transaction(connection, path):
+        connection.execute("INSERT INTO item(text) VALUES ('a')")
+    connection.close()
+    assert open_database(path, SCHEMA).execute("SELECT text FROM item").fetchall() == [("a",)]
+
+
+def test_a_failed_transaction_changes_nothing(tmp_path):
+    connection = open_database(tmp_path / "db.sqlite", SCHEMA)
+    with pytest.raises(sqlite3.IntegrityError):
+        with transaction(connection):
+            connection.execute("INSERT INTO item(text) VALUES ('a')")
+            connection.execute("INSERT INTO item(text) VALUES ('a')")
+    assert connection.execute("SELECT count(*) FROM item").fetchone() == (0,)
+
+
+def test_not_a_database_is_a_clear_error_and_the_file_is_kept(tmp_path):
+    path = tmp_path / "db.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(OhloraError, match="not a usable SQLite database.*move the damaged file aside"):
+        open_database(path, SCHEMA)
+    assert path.read_bytes() == b"this is not sqlite" * 100
+
+
+def test_locked_database_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr("ohlora_utils.storage.DB_TIMEOUT_S", 0.1)
+    path = tmp_path / "db.sqlite"
+    holder = open_database(path, SCHEMA)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    other = sqlite3.connect(path, timeout=0.1, isolation_level=None)
+    with pytest.raises(OhloraError, match="locked by another process"):
+        with transaction(other, path):
+            pass
+    holder.execute("ROLLBACK")
+
+
+def test_read_only_database_is_a_clear_error(tmp_path):
+    path = tmp_path / "db.sqlite"
+    open_database(path, SCHEMA).close()
+    reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    with pytest.raises(OhloraError, match="read-only"):
+        with transaction(reader, path):
+            reader.execute("INSERT INTO item(text) VALUES ('a')")
+
+
+def test_two_writers_at_once_lose_nothing(tmp_path):
+    path = tmp_path / "db.sqlite"
+    open_database(path, SCHEMA).close()
+
+    def writer(prefix):
+        connection = open_database(path, SCHEMA)
+        for i in range(50):
+            with transaction(connection, path):
+                connection.execute("INSERT INTO item(text) VALUES (?)", (f"{prefix}{i}",))
+        connection.close()
+
+    threads = [threading.Thread(target=writer, args=(p,)) for p in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert open_database(path, SCHEMA).execute("SELECT count(*) FROM item").fetchone() == (100,)
