@@ -32,3 +32,15 @@ def length_histograms(axes, columns: dict[str, pd.Series], bins: int = 30):
         ax.axvline(lengths.median(), color="black", linestyle="--", linewidth=1)
         ax.set_title(f"{name} (median {lengths.median():.0f} chars)")
         ax.set_xlabel("characters")
+
+
+def loss_curves(ax, logs: dict[str, pd.DataFrame], title: str = "LoRA fine-tuning: loss per epoch"):
+    """Train (solid) and valid (dashed) loss per epoch, one colour per task."""
+    for index, (task, log) in enumerate(logs.items()):
+        colour = f"C{index}"
+        ax.plot(log["epoch"], log["train_loss"], "o-", color=colour, label=f"{task} train")
+        ax.plot(log["epoch"], log["valid_loss"], "s--", color=colour, label=f"{task} valid")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy on the completion")
+    ax.set_title(title)
+    ax.legend(fontsize=8)

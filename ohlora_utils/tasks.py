@@ -2,6 +2,8 @@
 
 Usage: ``TASKS["summary"].prompt(row)`` → ``"... (요약 시작) ### 답변:"``; ``TASKS["summary"].completion(row)``
 
+Each spec also carries the original's inference settings (temperature, fallback) and epochs.
+
 The markers are literal Korean text the model learns; each task's completion ends with its end
 marker, which is where generation stops. This module is the one source of truth for them.
 """
@@ -19,21 +21,27 @@ class TaskSpec:
     start_marker: str       # closes the prompt, right before ANSWER_HEADER
     end_marker: str         # closes the completion; generation stops here
     prompt_template: str    # str.format template over the row's columns
+    temperature: float      # sampling temperature of the first try (original: 0.6, expression 1.0)
+    max_new_tokens: int     # generation budget; an answer that has not ended by then is invalid
+    fallback: str | None    # what the original answered after five failed tries (None: no answer)
+    original_epochs: int    # the original's epochs for this task (DESIGN.md §4)
 
     def prompt(self, row: Mapping[str, str]) -> str:
         return self.prompt_template.format(**row) + f" {self.start_marker} {ANSWER_HEADER}"
 
     def completion(self, row: Mapping[str, str]) -> str:
-        return f" {row[self.name]} {self.end_marker}"
+        answer = str(row[self.name]).strip()
+        return f" {answer} {self.end_marker}" if answer else f" {self.end_marker}"  # "no memory" is just the marker
 
 
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in (
-        TaskSpec("output_message", "(답변 시작)", "(답변 종료)", "{input_data}"),
-        TaskSpec("summary", "(요약 시작)", "(요약 종료)", "{input_data} (오로라 답변) {output_message}"),
-        TaskSpec("memory", "(요약 시작)", "(요약 종료)", "{input_data}"),
-        TaskSpec("eyes_mouth_pose", "(표정 출력 시작)", "(표정 출력 종료)", "{output_message}"),
+        TaskSpec("output_message", "(답변 시작)", "(답변 종료)", "{input_data}", 0.6, 64, "(읽씹)", 5),
+        TaskSpec("summary", "(요약 시작)", "(요약 종료)", "{input_data} (오로라 답변) {output_message}", 0.6, 48, None, 10),
+        TaskSpec("memory", "(요약 시작)", "(요약 종료)", "{input_data}", 0.6, 32, None, 20),
+        TaskSpec("eyes_mouth_pose", "(표정 출력 시작)", "(표정 출력 종료)", "{output_message}", 1.0, 32,
+                 "(눈 보통, 입 보통, 고개 돌림 없음)", 30),
     )
 }
 TASK_NAMES = tuple(TASKS)

@@ -1,0 +1,126 @@
+"""Metrics of the four fine-tuned tasks on the valid split (the original never scored its tasks).
+
+Usage: ``rows, table = evaluate_tasks(llms, valid, train, seed=0)`` → per-answer rows + one metric table
+
+Per task: tries and seconds per answer, fallback rate. Then
+- output_message: share starting with a digit or list marker (the original's main defect), wrong-weekday
+  rate (rows with time info), share repeating a training reply word for word, mean length;
+- summary: non-empty rate, character overlap with the gold summary (F1 over characters, spaces ignored);
+- memory: format-valid rate (no memory, or exactly one ``[key: value]``) and exact match with the gold
+  memory, "no memory" included;
+- eyes_mouth_pose: parse rate of the first try (original 323/360 = 89.7 %) and per-part label accuracy.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pandas as pd
+
+from .formats import MEMORY_ITEM, parse_expression, split_context
+from .generation import TaskModels, answer_batch
+from .tasks import TASKS
+from .timeinfo import wrong_weekday_mentions
+
+EVAL_ROWS = {"quick": 4, "default": None, "paper": None}  # valid rows scored per preset (None: all)
+METRICS_CSV, ANSWERS_CSV = "valid_metrics.csv", "valid_answers.csv"
+LIST_START = re.compile(r"^\s*(\d|[-*•·]|[①-⑳])")   # "1.", "- ", "* ", "•": the original's defect
+
+
+def character_f1(predicted: str, gold: str) -> float:
+    """F1 over the multisets of non-space characters (a crude but Korean-friendly overlap)."""
+    p, g = Counter(predicted.replace(" ", "")), Counter(gold.replace(" ", ""))
+    common = sum((p & g).values())
+    if not p or not g or not common:
+        return 0.0
+    precision, recall = common / sum(p.values()), common / sum(g.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+def rate(flags) -> float:
+    """Share of true values; NaN when there is nothing to count (e.g. every answer fell back)."""
+    flags = [bool(flag) for flag in flags]
+    return sum(flags) / len(flags) if flags else float("nan")
+
+
+def task_inputs(task: str, frame: pd.DataFrame) -> list[str]:
+    """The prompts of ``task`` for ``frame``; summary and expression read the gold reply, as in training."""
+    return [TASKS[task].prompt(row) for row in frame.to_dict("records")]
+
+
+def evaluate_tasks(llms: TaskModels, valid: pd.DataFrame, train: pd.DataFrame, seed: int = 0,
+                   tasks=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Generate every task's guarded answer for every valid row; return (per-answer rows, metric table)."""
+    train_replies = set(train["output_message"].str.strip())
+    weekdays = [(parts.time_info.split()[1] if parts.time_info else None)
+                for parts in map(split_context, valid["input_data"])]
+    rows, table = [], []
+    for task in tasks or llms.tasks:
+        answers = answer_batch(llms, task, task_inputs(task, valid), weekday=weekdays, seed=seed)
+        gold = valid[task].fillna("").tolist()
+        task_rows = []
+        for answer, gold_text, weekday, line in zip(answers, gold, weekdays, valid.index):
+            first = answer.attempts[0] if answer.attempts else ""
+            task_rows.append({"task": task, "line": line, "gold": gold_text, "answer": answer.text or "",
+                              "first_try": first, "tries": answer.tries, "seconds": answer.seconds,
+                              "fell_back": answer.fell_back, "weekday": weekday})
+        rows += task_rows
+        frame = pd.DataFrame(task_rows)
+        metrics = {"task": task, "answers": len(frame), "tries_per_answer": frame["tries"].mean(),
+                   "seconds_per_answer": frame["seconds"].mean(), "fallback_rate": frame["fell_back"].mean()}
+        metrics.update(METRICS[task](frame, train_replies))
+        table.append(metrics)
+    return pd.DataFrame(rows), pd.DataFrame(table).set_index("task")
+
+
+def _reply_metrics(frame: pd.DataFrame, train_replies: set[str]) -> dict:
+    replies = frame.loc[~frame["fell_back"], "answer"].tolist()
+    timed = frame[frame["weekday"].notna()]
+    return {
+        "starts_with_digit_or_list": rate(LIST_START.match(reply) for reply in replies),
+        "wrong_weekday_first_try": rate(wrong_weekday_mentions(r.first_try, r.weekday) for r in timed.itertuples()),
+        "repeats_training_reply": rate(reply.strip() in train_replies for reply in replies),
+        "mean_reply_chars": sum(map(len, replies)) / len(replies) if replies else float("nan"),
+    }
+
+
+def _summary_metrics(frame: pd.DataFrame, _) -> dict:
+    overlaps = [character_f1(a, g) for a, g in zip(frame["answer"], frame["gold"])]
+    return {"non_empty": rate(answer.strip() for answer in frame["answer"]),
+            "char_f1_with_gold": sum(overlaps) / len(overlaps) if overlaps else float("nan")}
+
+
+def _memory_format_valid(text: str) -> bool:
+    return text.strip() == "" or MEMORY_ITEM.fullmatch(text.strip()) is not None
+
+
+def _memory_metrics(frame: pd.DataFrame, _) -> dict:
+    pairs = [(answer.strip(), gold.strip()) for answer, gold in zip(frame["answer"], frame["gold"])]
+    return {"format_valid_first_try": rate(map(_memory_format_valid, frame["first_try"])),
+            "exact_match": rate(a == g for a, g in pairs),
+            "exact_match_when_gold_has_memory": rate(a == g for a, g in pairs if g),
+            "exact_match_when_gold_is_none": rate(a == g for a, g in pairs if not g)}
+
+
+def _expression_metrics(frame: pd.DataFrame, _) -> dict:
+    parsed = [parse_expression(text) for text in frame["answer"]]
+    gold = [parse_expression(text) for text in frame["gold"]]
+    metrics = {"parse_rate_first_try": rate(parse_expression(text) is not None for text in frame["first_try"])}
+    for index, part in enumerate(("eyes", "mouth", "pose")):
+        metrics[f"{part}_accuracy"] = rate(p is not None and g is not None and p[index] == g[index]
+                                           for p, g in zip(parsed, gold))
+    return metrics
+
+
+METRICS = {"output_message": _reply_metrics, "summary": _summary_metrics, "memory": _memory_metrics,
+           "eyes_mouth_pose": _expression_metrics}
+
+
+def save_evaluation(rows: pd.DataFrame, table: pd.DataFrame, folder) -> None:
+    """Write the metric table and every generated answer next to the adapters (atomically)."""
+    from pathlib import Path
+
+    from .storage import atomic_write_text
+
+    atomic_write_text(Path(folder) / METRICS_CSV, table.to_csv())
+    atomic_write_text(Path(folder) / ANSWERS_CSV, rows.to_csv(index=False))

@@ -1,0 +1,144 @@
+"""LoRA fine-tuning on the tiny profile: completion-only labels, the fast loss, training, resume, reload."""
+import json
+import random
+
+import pytest
+import torch
+
+from ohlora_utils import finetune
+from ohlora_utils.data import load_fine_tuning
+from ohlora_utils.errors import OhloraError
+from ohlora_utils.finetune import (EpochBlockSampler, completion_positions_loss, epoch_rows, read_adapter_meta,
+                                   task_config, task_rows, train_task)
+from ohlora_utils.models import load_causal_lm
+from ohlora_utils.tasks import TASK_NAMES, TASKS
+
+
+def batch_of(tokenizer, rows):
+    """input_ids / attention_mask / labels with the prompt masked (-100), right-padded."""
+    ids, labels = [], []
+    for row in rows:
+        prompt = tokenizer(row["prompt"])["input_ids"]
+        completion = tokenizer(row["completion"], add_special_tokens=False)["input_ids"]
+        ids.append(prompt + completion)
+        labels.append([-100] * len(prompt) + completion)
+    width = max(map(len, ids))
+    pad = tokenizer.pad_token_id
+    return {"input_ids": torch.tensor([i + [pad] * (width - len(i)) for i in ids]),
+            "attention_mask": torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i in ids]),
+            "labels": torch.tensor([l + [-100] * (width - len(l)) for l in labels])}
+
+
+@pytest.mark.parametrize("task", ["output_message", "memory"])  # Llama and GPT-NeoX in the tiny profile
+def test_fast_loss_equals_the_stock_loss(tiny_profile, small_frame, task):
+    model, tokenizer = load_causal_lm(tiny_profile.llm_for(task))
+    inputs = batch_of(tokenizer, task_rows(task, small_frame.head(4)))
+    stock = model(**inputs).loss
+    fast, count = completion_positions_loss(model, inputs)
+    assert count == int((inputs["labels"][:, 1:] != -100).sum())
+    assert torch.allclose(fast, stock, atol=1e-5)
+
+
+def test_completion_only_labels_cover_exactly_the_completion(tiny_profile, small_frame, tmp_path):
+    """What SFTTrainer feeds the loss: prompt tokens masked, completion + EOS labelled."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    model, tokenizer = load_causal_lm(tiny_profile.llm_for("output_message"))
+    rows = task_rows("output_message", small_frame.head(2))
+    trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(rows),
+                         args=SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[],
+                                        completion_only_loss=True))
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    labelled = batch["labels"][0][batch["labels"][0] != -100]
+    assert tokenizer.decode(labelled) == rows[0]["completion"] + tokenizer.eos_token
+    assert not rows[0]["prompt"].endswith(TASKS["output_message"].end_marker)
+
+
+def test_each_epoch_is_a_new_augmentation_draw(small_frame):
+    config = task_config("output_message", "default", epochs=3)
+    rows = epoch_rows("output_message", small_frame[small_frame["data_type"] == "train"], config)
+    blocks = [rows[i * 8:(i + 1) * 8] for i in range(3)]
+    assert len(rows) == 24
+    assert blocks[0] != blocks[1] or blocks[1] != blocks[2]  # synonyms redrawn per epoch
+    for block in blocks:  # structure untouched
+        assert all(r["completion"].endswith(" (답변 종료)") and r["prompt"].endswith("(답변 시작) ### 답변:")
+                   for r in block)
+    plain = epoch_rows("memory", small_frame[small_frame["data_type"] == "train"], task_config("memory", "default", epochs=2))
+    assert plain[:8] == plain[8:]
+
+
+def test_epoch_block_sampler_visits_each_block_once_per_epoch():
+    order = list(EpochBlockSampler(rows_per_epoch=5, epochs=3, seed=1))
+    assert [sorted(order[i * 5:(i + 1) * 5]) for i in range(3)] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12, 13, 14]]
+    assert order[:5] != [0, 1, 2, 3, 4] or order[5:10] != [5, 6, 7, 8, 9]
+
+
+def test_training_logs_every_epoch_and_saves_provenance(tiny_adapters, tiny_profile):
+    root, results = tiny_adapters
+    for task, result in results.items():
+        assert list(result.log["epoch"]) == [1, 2]
+        assert result.log["valid_loss"].notna().all() and result.log["train_tokens_per_s"].gt(0).all()
+        meta = read_adapter_meta(root / task)
+        assert meta["task"] == task and meta["profile"] == "tiny"
+        assert meta["base_model"] == tiny_profile.llm_for(task).key
+        assert meta["config"]["lora_r"] == 64 and len(meta["data_sha256"]) == 16
+        assert (root / task / "adapter_model.safetensors").is_file()
+        assert not (root / f"{task}.training").exists()  # checkpoints removed once saved
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(tiny_profile, small_frame, tmp_path, monkeypatch):
+    from transformers import TrainerCallback
+
+    class StopAfterFirstEpoch(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            raise KeyboardInterrupt  # the machine went away right after the epoch-1 checkpoint
+
+    original = finetune._trainer_class
+
+    def interrupted_classes():
+        trainer_class, log_class = original()
+
+        class Interrupted(trainer_class):
+            def __init__(self, *args, callbacks=(), **kwargs):
+                super().__init__(*args, callbacks=[*callbacks, StopAfterFirstEpoch()], **kwargs)
+
+        return Interrupted, log_class
+
+    config = task_config("summary", "quick", max_steps=-1, epochs=2)
+    monkeypatch.setattr(finetune, "_trainer_class", interrupted_classes)
+    with pytest.raises(KeyboardInterrupt):
+        train_task("summary", tiny_profile, config, small_frame, out_dir=tmp_path / "summary")
+    assert not (tmp_path / "summary").exists()
+    assert list((tmp_path / "summary.training" / "checkpoints").glob("checkpoint-*"))
+    monkeypatch.setattr(finetune, "_trainer_class", original)
+    result = train_task("summary", tiny_profile, config, small_frame, out_dir=tmp_path / "summary")
+    assert result.steps == 4 and list(result.log["epoch"]) == [1, 2]
+
+
+def test_bad_requests_are_clear_errors(tiny_profile, small_frame):
+    with pytest.raises(OhloraError, match="unknown task 'poem'"):
+        task_config("poem")
+    with pytest.raises(OhloraError, match="unknown training setting"):
+        task_config("memory", "quick", epoch=3)
+    with pytest.raises(OhloraError, match="valid split is empty"):
+        train_task("memory", tiny_profile, task_config("memory", "quick"), small_frame[small_frame["data_type"] == "train"])
+
+
+def test_a_tokenizer_that_cannot_spell_the_markers_is_refused(tiny_profile):
+    class LossyTokenizer:
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [1, 2]}
+
+        def decode(self, ids):
+            return "??"
+
+    with pytest.raises(OhloraError, match="cannot spell the markers"):
+        finetune.check_tokenizer_spells_markers(LossyTokenizer(), tiny_profile.llm_for("memory"))
+
+
+def test_presets_follow_the_original_where_they_say_so():
+    for task in TASK_NAMES:
+        assert task_config(task, "paper").epochs == TASKS[task].original_epochs
+        assert task_config(task, "default").lora_r == 64 and task_config(task, "default").learning_rate == 3e-4
+    assert task_config("output_message", "paper").augment and not task_config("memory", "paper").augment

@@ -1,0 +1,132 @@
+"""Guarded inference: adapters side by side, stop at the marker, retry by the original's rules, fall back."""
+import json
+
+import pytest
+import torch
+
+from ohlora_utils.errors import OhloraError
+from ohlora_utils.generation import (EndMarkerStop, Generation, TaskModels, answer_batch, normalise,
+                                     rejection_reasons)
+from ohlora_utils.llm_metrics import LIST_START, character_f1, evaluate_tasks
+from ohlora_utils.tasks import TASK_NAMES, TASKS
+
+
+@pytest.fixture(scope="module")
+def llms(tiny_profile, tiny_adapters):
+    root, _ = tiny_adapters
+    return TaskModels.load(tiny_profile, adapters={task: root / task for task in TASK_NAMES})
+
+
+def test_one_base_model_per_architecture_serves_its_tasks(llms):
+    assert set(llms.tasks) == set(TASK_NAMES)
+    assert llms.distinct_models() == 2  # tiny Llama (reply, summary) + tiny GPT-NeoX (memory, expression)
+    assert llms.models["output_message"] is llms.models["summary"]
+    assert llms.models["memory"] is llms.models["eyes_mouth_pose"]
+
+
+def test_adapters_really_switch_per_task(llms, tiny_adapters):
+    model, tokenizer = llms.models["output_message"], llms.tokenizers["output_message"]
+    ids = tokenizer("로라야 안녕", return_tensors="pt")
+    outputs = {}
+    for task in ("output_message", "summary"):
+        model.set_adapter(task)
+        with torch.inference_mode():
+            outputs[task] = model(**ids).logits
+    assert not torch.allclose(outputs["output_message"], outputs["summary"])
+
+
+def test_end_marker_stop_looks_only_at_generated_text(llms):
+    tokenizer = llms.tokenizers["output_message"]
+    prompt = tokenizer(["안녕 (답변 종료) 이건 프롬프트"], return_tensors="pt")["input_ids"]
+    stop = EndMarkerStop(tokenizer, "(답변 종료)", prompt.shape[1])
+    assert not stop(prompt, None).item()  # the marker inside the prompt does not count
+    generated = tokenizer([" 응 좋아 (답변 종료)"], add_special_tokens=False, return_tensors="pt")["input_ids"]
+    assert stop(torch.cat([prompt, generated], dim=1), None).item()
+
+
+@pytest.mark.parametrize("task, text, ended, weekday, reason", [
+    ("output_message", "", True, None, "empty"),
+    ("output_message", "좋아!", False, None, "no end marker"),
+    ("output_message", "응 (요약 시작) 그래", True, None, "contains a marker"),
+    ("output_message", "여기 봐 http://x", True, None, "contains http"),
+    ("output_message", "금요일 저녁이다!", True, "토요일", "wrong weekday"),
+    ("eyes_mouth_pose", "(눈 커다랗게, 입 보통, 고개 돌림 없음)", True, None, "not an expression"),
+])
+def test_rejection_rules(task, text, ended, weekday, reason):
+    assert reason in rejection_reasons(task, Generation(text, ended), weekday)
+
+
+def test_valid_answers_are_accepted():
+    assert rejection_reasons("output_message", Generation("토요일이니까 푹 쉬어!", True), "토요일") == []
+    assert rejection_reasons("memory", Generation("", True)) == []  # "no memory" is an answer
+    assert rejection_reasons("eyes_mouth_pose", Generation("(눈 크게, 입 보통, 고개 돌림 없음)", True)) == []
+
+
+def test_memory_is_normalised_to_one_item():
+    assert normalise("memory", "[좋아하는 음식:  떡볶이 ] [취미: 등산]") == "[좋아하는 음식: 떡볶이]"
+    assert normalise("memory", "기억할 것 없음") is None
+
+
+def test_never_ending_generation_falls_back_after_the_tries(llms):
+    """Untrained tiny adapters babble: every try misses the marker, then the original's fallback is used."""
+    prompts = [TASKS["output_message"].prompt({"input_data": "로라야 오늘 뭐 해?"})] * 2
+    answers = answer_batch(llms, "output_message", prompts, seed=0, max_tries=2)
+    for answer in answers:
+        if answer.fell_back:
+            assert answer.text == "(읽씹)" and answer.tries == 2 and len(answer.problems) == 2
+    expression = answer_batch(llms, "eyes_mouth_pose", [TASKS["eyes_mouth_pose"].prompt({"output_message": "응!"})],
+                              seed=0, max_tries=1)[0]
+    assert expression.text is not None and (expression.fell_back <= (expression.text == "(눈 보통, 입 보통, 고개 돌림 없음)"))
+    memory = answer_batch(llms, "memory", [TASKS["memory"].prompt({"input_data": "나 고양이 키워"})], seed=0, max_tries=1)[0]
+    assert not memory.fell_back or memory.text is None
+
+
+def test_generation_budget_bounds_every_try(llms, monkeypatch):
+    model, lengths = llms.models["summary"], []
+    original = model.generate
+
+    def counting_generate(**kwargs):
+        output = original(**kwargs)
+        lengths.append(output.shape[1] - kwargs["input_ids"].shape[1])
+        return output
+
+    monkeypatch.setattr(model, "generate", counting_generate)
+    spec = TASKS["summary"]
+    llms.generate("summary", [spec.prompt({"input_data": "안녕", "output_message": "안녕!"})], temperature=1.0,
+                  seed=0, max_new_tokens=5)
+    assert lengths == [5]  # the babbling tiny model never ends by itself: the budget stops it
+
+
+def test_adapter_trained_on_another_base_model_is_refused(tiny_profile, tiny_adapters, tmp_path):
+    root, _ = tiny_adapters
+    import shutil
+
+    foreign = tmp_path / "memory"
+    shutil.copytree(root / "memory", foreign)
+    meta = json.loads((foreign / "ohlora-adapter.json").read_text())
+    meta["base_model"] = "gemma-3-270m"
+    (foreign / "ohlora-adapter.json").write_text(json.dumps(meta))
+    with pytest.raises(OhloraError, match="trained on gemma-3-270m.*runs memory on tiny-gpt-neox"):
+        TaskModels.load(tiny_profile, adapters={"memory": foreign})
+
+
+def test_missing_adapter_says_to_run_notebook_02(tiny_profile, tmp_path):
+    with pytest.raises(OhloraError, match="no trained adapter.*notebook 02"):
+        TaskModels.load(tiny_profile, adapters={"summary": tmp_path / "none"})
+
+
+def test_metrics_table_covers_every_task(llms, small_frame):
+    valid, train = small_frame[small_frame["data_type"] == "valid"].head(3), small_frame[small_frame["data_type"] == "train"]
+    rows, table = evaluate_tasks(llms, valid, train, seed=0)
+    assert set(table.index) == set(TASK_NAMES) and len(rows) == 12
+    assert table["tries_per_answer"].between(1, 5).all()
+    for column in ("starts_with_digit_or_list", "char_f1_with_gold", "exact_match", "parse_rate_first_try",
+                   "pose_accuracy"):
+        assert column in table.columns
+
+
+def test_metric_helpers():
+    assert character_f1("떡볶이 추천", "떡볶이 추천") == 1.0
+    assert character_f1("abc", "xyz") == 0.0
+    assert 0 < character_f1("점심 떡볶이", "저녁 떡볶이") < 1
+    assert LIST_START.match("1. 첫째") and LIST_START.match("- 항목") and not LIST_START.match("오늘은 좋아")
