@@ -22,8 +22,10 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export HF_HUB_OFFLINE ?= 1
 export OHLORA_PROFILE := $(PROFILE)
 export PYTHONUNBUFFERED := 1
+# no one types into widgets under make (papermill, nbval): the chat panel of notebook 05 stays hidden
+export OHLORA_HEADLESS := 1
 
-.PHONY: help setup provision test unit reproduce lab clean checked-outputs
+.PHONY: help setup provision test unit reproduce lab clean checked-outputs chat
 
 help:
 	@echo "make reproduce   # whole study on PROFILE=$(PROFILE): notebooks -> reports/*.ipynb + .html"
@@ -65,7 +67,8 @@ reproduce: provision
 	@echo "[reproduce] done: open reports/*.html"
 
 lab: provision
-	@$(PY) -m jupyter lab notebooks/
+	@echo "[lab] the chat panel of notebook 05 works here (not under make reproduce)"
+	@OHLORA_HEADLESS= $(PY) -m jupyter lab notebooks/
 
 clean:
 	rm -rf reports
@@ -75,3 +78,7 @@ clean:
 NB ?= $(wildcard notebooks/*.ipynb)
 checked-outputs: provision
 	@OHLORA_PRESET=quick OHLORA_ARTIFACTS_DIR=$(TEST_ARTIFACTS) $(PY) -m ohlora_utils.notebook $(NB)
+
+# talk to Oh-LoRA in the terminal (needs `make reproduce` first for the profile's trained models)
+chat: $(STAMP)
+	@OHLORA_HEADLESS= $(PY) -m ohlora_utils.chat --profile $(PROFILE)

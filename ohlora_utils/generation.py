@@ -43,13 +43,24 @@ class EndMarkerStop:
     every call for Gemma, about 2 s).
     """
 
-    def __init__(self, tokenizer, marker: str, prompt_length: int, lookback: int = 24):
-        self.tokenizer, self.marker, self.prompt_length, self.lookback = tokenizer, marker, prompt_length, lookback
+    def __init__(self, tokenizer, markers: str | list[str], prompt_length: int, lookback: int = 24):
+        self.tokenizer, self.markers, self.prompt_length, self.lookback = tokenizer, markers, prompt_length, lookback
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
         start = max(self.prompt_length, input_ids.shape[1] - self.lookback)
         tails = self.tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
-        return torch.tensor([self.marker in tail for tail in tails], device=input_ids.device)
+        markers = [self.markers] * len(tails) if isinstance(self.markers, str) else self.markers
+        return torch.tensor([marker in tail for marker, tail in zip(markers, tails)], device=input_ids.device)
+
+
+class RowTemperature:
+    """Logits processor dividing each row by its own temperature (rows of different tasks in one batch)."""
+
+    def __init__(self, temperatures: list[float]):
+        self.temperatures = torch.tensor(temperatures).unsqueeze(1)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return scores / self.temperatures.to(scores.dtype)
 
 
 @dataclass
@@ -113,27 +124,58 @@ class TaskModels:
     def generate(self, task: str, prompts: list[str], temperature: float, seed: int | None = None,
                  max_new_tokens: int | None = None) -> list[Generation]:
         """Sample one completion per prompt with ``task``'s adapter, stopping at its end marker."""
-        if task not in self.models:
-            raise OhloraError(f"no adapter loaded for task {task!r}", fix=f"loaded: {', '.join(self.models) or 'none'}")
-        spec, model, tokenizer = TASKS[task], self.models[task], self.tokenizers[task]
-        model.set_adapter(task)
-        results = []
-        for start in range(0, len(prompts), GENERATION_BATCH):
-            batch = prompts[start:start + GENERATION_BATCH]
-            encoded = tokenizer(batch, return_tensors="pt", padding=True, padding_side="left")
-            length = encoded["input_ids"].shape[1]
-            if seed is not None:
-                torch.manual_seed(seed + start)
-            with torch.inference_mode():
-                output = model.generate(
-                    **encoded, do_sample=True, temperature=temperature,
-                    max_new_tokens=max_new_tokens or spec.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                    stopping_criteria=[EndMarkerStop(tokenizer, spec.end_marker, length)],
-                )
-            for text in tokenizer.batch_decode(output[:, length:], skip_special_tokens=True):
-                ended = spec.end_marker in text
-                results.append(Generation(text.split(spec.end_marker)[0].strip(), ended))
+        return self.generate_mixed([(task, prompt, temperature) for prompt in prompts], seed, max_new_tokens)
+
+    def generate_mixed(self, requests: list[tuple[str, str, float]], seed: int | None = None,
+                       max_new_tokens: int | None = None) -> list[Generation]:
+        """One completion per ``(task, prompt, temperature)``; rows of one base model share a batch.
+
+        Rows of different tasks run in the same ``generate`` call with PEFT's per-row ``adapter_names``,
+        a per-row temperature and a per-row end marker, so e.g. the reply and the memory extraction of a
+        turn cost one pass over the weights per token instead of two.
+        """
+        unknown = sorted({task for task, _, _ in requests if task not in self.models})
+        if unknown:
+            raise OhloraError(f"no adapter loaded for task(s) {', '.join(map(repr, unknown))}",
+                              fix=f"loaded: {', '.join(self.models) or 'none'}")
+        results: list[Generation | None] = [None] * len(requests)
+        by_model: dict[int, list[int]] = {}
+        for index, (task, _, _) in enumerate(requests):
+            by_model.setdefault(id(self.models[task]), []).append(index)
+        for indices in by_model.values():
+            for start in range(0, len(indices), GENERATION_BATCH):
+                batch = indices[start:start + GENERATION_BATCH]
+                for index, generation in zip(batch, self._generate_rows([requests[i] for i in batch],
+                                                                        seed if seed is None else seed + start,
+                                                                        max_new_tokens)):
+                    results[index] = generation
         return results
+
+    def _generate_rows(self, rows, seed, max_new_tokens) -> list[Generation]:
+        tasks = [task for task, _, _ in rows]
+        model, tokenizer = self.models[tasks[0]], self.tokenizers[tasks[0]]
+        markers = [TASKS[task].end_marker for task in tasks]
+        encoded = tokenizer([prompt for _, prompt, _ in rows], return_tensors="pt", padding=True, padding_side="left")
+        length = encoded["input_ids"].shape[1]
+        if seed is not None:
+            torch.manual_seed(seed)
+        if len(set(tasks)) == 1:   # one adapter: the plain (faster) path
+            model.set_adapter(tasks[0])
+            adapter_kwargs = {}
+        else:
+            adapter_kwargs = {"adapter_names": tasks}
+        temperatures = [temperature for _, _, temperature in rows]
+        with torch.inference_mode():
+            output = model.generate(
+                **encoded, **adapter_kwargs, do_sample=True, temperature=1.0,
+                logits_processor=[RowTemperature(temperatures)],
+                max_new_tokens=max_new_tokens or max(TASKS[task].max_new_tokens for task in tasks),
+                pad_token_id=tokenizer.pad_token_id, stopping_criteria=[EndMarkerStop(tokenizer, markers, length)],
+            )
+        generations = []
+        for marker, text in zip(markers, tokenizer.batch_decode(output[:, length:], skip_special_tokens=True)):
+            generations.append(Generation(text.split(marker)[0].strip(), marker in text))
+        return generations
 
 
 def rejection_reasons(task: str, generation: Generation, weekday: str | None = None) -> list[str]:
@@ -164,25 +206,33 @@ def normalise(task: str, text: str) -> str | None:
 
 def answer_batch(models: TaskModels, task: str, prompts: list[str], weekday: str | list[str | None] | None = None,
                  seed: int = 0, max_tries: int = MAX_TRIES) -> list[Answer]:
-    """Guarded answers for ``prompts``: each row retried until valid or ``max_tries``, then the fallback."""
-    spec = TASKS[task]
+    """Guarded answers of one task for ``prompts`` (see ``answer_requests``)."""
     weekdays = weekday if isinstance(weekday, list) else [weekday] * len(prompts)
-    answers = [Answer(task, None, 0, 0.0, False) for _ in prompts]
-    pending = list(range(len(prompts)))
+    return answer_requests(models, [(task, prompt, day) for prompt, day in zip(prompts, weekdays)], seed, max_tries)
+
+
+def answer_requests(models: TaskModels, requests: list[tuple[str, str, str | None]], seed: int = 0,
+                    max_tries: int = MAX_TRIES) -> list[Answer]:
+    """Guarded answers for ``(task, prompt, weekday)`` rows, tasks mixed: each row is retried at its
+    temperature + 0.1 per retry until valid or ``max_tries``, then gets its task's fallback."""
+    answers = [Answer(task, None, 0, 0.0, False) for task, _, _ in requests]
+    pending = list(range(len(requests)))
     for attempt in range(max_tries):
         if not pending:
             break
         started = time.perf_counter()
-        generations = models.generate(task, [prompts[i] for i in pending],
-                                      spec.temperature + RETRY_TEMPERATURE_STEP * attempt, seed=seed + 7919 * attempt)
+        batch = [(requests[i][0], requests[i][1], TASKS[requests[i][0]].temperature + RETRY_TEMPERATURE_STEP * attempt)
+                 for i in pending]
+        generations = models.generate_mixed(batch, seed=seed + 7919 * attempt)
         share = (time.perf_counter() - started) / len(pending)  # batch time split evenly among its rows
         still_pending = []
         for index, generation in zip(pending, generations):
+            task, _, weekday = requests[index]
             answer = answers[index]
             answer.tries += 1
             answer.seconds += share
             answer.attempts.append(generation.text)
-            reasons = rejection_reasons(task, generation, weekdays[index])
+            reasons = rejection_reasons(task, generation, weekday)
             if reasons:
                 answer.problems.append(", ".join(reasons))
                 still_pending.append(index)
@@ -190,5 +240,5 @@ def answer_batch(models: TaskModels, task: str, prompts: list[str], weekday: str
                 answer.text = normalise(task, generation.text)
         pending = still_pending
     for index in pending:
-        answers[index].text, answers[index].fell_back = spec.fallback, True
+        answers[index].text, answers[index].fell_back = TASKS[requests[index][0]].fallback, True
     return answers

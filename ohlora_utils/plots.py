@@ -44,3 +44,15 @@ def loss_curves(ax, logs: dict[str, pd.DataFrame], title: str = "LoRA fine-tunin
     ax.set_ylabel("cross-entropy on the completion")
     ax.set_title(title)
     ax.legend(fontsize=8)
+
+
+def expression_plot(axes, scores: dict[str, float], ramp: dict[str, list[float]], title: str = ""):
+    """Left: the three target scores; right: the 70-frame ease in, hold and ease out of each."""
+    bars = axes[0].bar(list(scores), list(scores.values()), color=["#6C8EBF", "#82B366", "#D79B00"])
+    axes[0].bar_label(bars, fmt="%.2f", fontsize=8)
+    axes[0].set_title(title or "target scores")
+    for part, values in ramp.items():
+        axes[1].plot(values, label=part)
+    axes[1].set_xlabel("frame")
+    axes[1].set_title("70-frame ramp (30 up · 10 hold · 30 down)")
+    axes[1].legend(fontsize=8)

@@ -130,3 +130,13 @@ def test_metric_helpers():
     assert character_f1("abc", "xyz") == 0.0
     assert 0 < character_f1("점심 떡볶이", "저녁 떡볶이") < 1
     assert LIST_START.match("1. 첫째") and LIST_START.match("- 항목") and not LIST_START.match("오늘은 좋아")
+
+
+def test_mixed_batch_routes_each_row_to_its_own_adapter(llms):
+    """Nearly greedy rows: a task's row in a mixed batch equals the same row generated alone."""
+    prompt = "로라야 오늘 뭐 해?"
+    mixed = llms.generate_mixed([("output_message", prompt, 1e-6), ("summary", prompt, 1e-6)], seed=0,
+                                max_new_tokens=6)
+    alone = [llms.generate_mixed([(task, prompt, 1e-6)], seed=0, max_new_tokens=6)[0]
+             for task in ("output_message", "summary")]
+    assert [g.text for g in mixed] == [g.text for g in alone]

@@ -1,0 +1,318 @@
+"""One chat turn through every mechanism, in the original's order (DESIGN.md §9).
+
+Usage::
+
+    engine = ChatEngine.load(get_profile(), user_id="me", clock=datetime.now)
+    result = engine.turn("로라야 오늘 뭐 해?")   # → TurnResult: reply, summary, memory, expression, sanction, seconds
+Command line (the terminal chat): ``python -m ohlora_utils.chat [--profile embedded] [--user me]``
+
+A turn: a blocked user gets the block message before any model runs; then time info → length check
+(48 tokens) → memory retrieval → LLM input (memory, else previous summary, else the prompt) → reply →
+ethics check and sanctions (a block ends the chat and the reply is not shown) → memory extraction into
+the store → summary for the next turn → expression labels → avatar scores.
+
+Text the user types is data, never structure: before anything else, the markers the models read as
+structure (``(답변 시작)``, ``(오로라 답변 요약)``, ``(사용자 질문)``, ``### 답변:``, ``(지금은 …)``, and any
+``[…]`` that could pass for a memory) are defused by swapping their ASCII brackets for full-width ones.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from .errors import OhloraError, exit_on_user_error
+from .expression import expression_scores
+from .formats import parse_expression
+from .generation import TaskModels, answer_requests
+from .paths import artifacts_dir
+from .profiles import Profile, get_profile
+from .tasks import ANSWER_HEADER, QUESTION_PREFIX, SUMMARY_PREFIX, TASKS, all_markers
+from .timeinfo import add_time_info, day_and_part
+
+MAX_INPUT_TOKENS = 48   # the original refused longer messages
+TOO_LONG_MESSAGE = "메시지가 너무 길어요 (최대 {limit}토큰, 지금 {count}토큰). 조금 짧게 나눠서 보내 줄래요?"
+SANCTIONS_DB = "sanctions.sqlite"   # under artifacts_dir(), next to the memory store
+STRUCTURE_LOOKALIKES = str.maketrans({"(": "（", ")": "）", "[": "［", "]": "］", "#": "＃"})
+
+
+def neutralise_user_text(text: str) -> str:
+    """The user's text with every structural marker and bracket defused (full-width look-alikes).
+
+    The models never saw full-width brackets as structure, so a typed ``(답변 종료)`` or leading
+    ``[좋아하는 음식: 독]`` stays ordinary text; the words themselves are kept.
+    """
+    return " ".join(text.strip().translate(STRUCTURE_LOOKALIKES).split())
+
+
+@dataclass
+class TurnResult:
+    user_text: str
+    shown: str                                   # what the user sees: the reply, or a block / length message
+    prompt: str = ""                             # the user text with time info
+    llm_input: str = ""                          # what the reply and memory tasks read
+    reply: str | None = None
+    memory_used: str | None = None
+    memory_score: float | None = None
+    memory_saved: str | None = None              # the item extracted this turn (None: nothing to remember)
+    memory_store_status: str | None = None       # added / duplicate / replaced
+    summary: str | None = None                   # carried into the next turn
+    expression: tuple[str, str, str] | None = None
+    expression_scores: dict[str, float] | None = None
+    ethics_categories: list[str] = field(default_factory=list)
+    sanction_message: str = ""
+    blocked: bool = False                        # the chat ends (now or already before this turn)
+    refused_input: bool = False                  # too long: nothing ran
+    tries: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class ChatEngine:
+    """Loads one profile's models once and runs turns for one user; the clock is injected."""
+
+    def __init__(self, llms: TaskModels, retriever, classifier, memory_store, sanction_log, user_id: str,
+                 clock: Callable[[], datetime], seed: int = 0, memory_threshold: float | None = None,
+                 batched: bool = True):
+        self.llms, self.retriever, self.classifier = llms, retriever, classifier
+        self.batched = batched  # False: the four tasks one after another (the benchmark's baseline)
+        self.memory_store, self.sanction_log = memory_store, sanction_log
+        self.user_id, self.clock, self.seed, self.memory_threshold = user_id, clock, seed, memory_threshold
+        self.summary: str | None = None   # the previous turn's summary
+        self.turns = 0
+        self.tokenizer = llms.tokenizers["output_message"]
+
+    @classmethod
+    def load(cls, profile: Profile, user_id: str, clock: Callable[[], datetime] = datetime.now,
+             artifacts: Path | None = None, seed: int = 0, databases: Path | None = None) -> "ChatEngine":
+        """Everything from the profile's trained artifacts; a clear error naming what to run first.
+
+        ``databases`` holds the memory store and the sanction log (default: the artifacts folder).
+        """
+        from .ethics import MODEL_DIR_NAME as ETHICS_DIR, load_classifier
+        from .memory import MODEL_DIR_NAME as MEMORY_DIR, load_retriever
+        from .memory_store import DATABASE_NAME as MEMORY_DB, MemoryStore
+        from .sanctions import SanctionLog
+
+        root = Path(artifacts) if artifacts else artifacts_dir()
+        missing = [name for name, path in (("LLM adapters (notebook 02)", root / "adapters" / profile.name),
+                                           ("memory S-BERT (notebook 03)", root / MEMORY_DIR),
+                                           ("ethics S-BERT (notebook 04)", root / ETHICS_DIR))
+                   if not path.exists()]
+        if missing:
+            raise OhloraError(f"no trained {', '.join(missing)} in {root}",
+                              fix="run `make reproduce` first (or the named notebooks)")
+        llms = TaskModels.load(profile, adapters={task: root / "adapters" / profile.name / task for task in TASKS})
+        retriever = load_retriever(root / MEMORY_DIR)
+        classifier = load_classifier(root / ETHICS_DIR)
+        databases = Path(databases) if databases else root
+        store = MemoryStore(databases / MEMORY_DB, user=user_id, clock=clock)
+        sanctions = SanctionLog(databases / SANCTIONS_DB, clock=clock)
+        return cls(llms, retriever, classifier, store, sanctions, user_id, clock, seed)
+
+    # --- one turn -----------------------------------------------------------------------------------
+
+    def turn(self, text: str) -> TurnResult:
+        now = self.clock()
+        result = TurnResult(user_text=text, shown="")
+        status = self.sanction_log.block_status(self.user_id, now)
+        if status.blocked:                       # before any model runs
+            result.shown, result.blocked = status.message, True
+            return result
+        if not text or not text.strip():
+            raise OhloraError("the message is empty", fix="type something to say to Oh-LoRA")
+
+        clock = _StepClock(result.seconds)
+        with clock("time_info"):
+            result.prompt = add_time_info(neutralise_user_text(text), now)
+        with clock("length_check"):
+            count = len(self.tokenizer(result.prompt, add_special_tokens=False)["input_ids"])
+        if count > MAX_INPUT_TOKENS:
+            result.shown, result.refused_input = TOO_LONG_MESSAGE.format(limit=MAX_INPUT_TOKENS, count=count), True
+            return result
+        with clock("memory_retrieval"):
+            used, score = self.memory_store.retrieve(result.prompt, self.retriever, self.memory_threshold)
+            result.memory_used, result.memory_score = used, score
+        result.llm_input = build_llm_input(result.prompt, used, self.summary)
+        weekday, _ = day_and_part(now)
+        seed = self.seed + 1000 * self.turns
+        self.turns += 1
+
+        # The reply and the memory extraction both read only the LLM input: one batched generate.
+        # The memory is stored only once the ethics check has let the turn go on.
+        with clock("reply_and_memory"):
+            first = self._answers([("output_message", {"input_data": result.llm_input}, weekday),
+                                   ("memory", {"input_data": result.llm_input}, None)], seed, result)
+        reply, extracted = first["output_message"], first["memory"]
+        result.reply = reply
+        with clock("ethics"):
+            result.ethics_categories = self.classifier.check(result.prompt, reply)
+            sanction = self.sanction_log.record(self.user_id, result.ethics_categories, now)
+            result.sanction_message = sanction.message
+        if sanction.blocked_until is not None:   # a block ends the chat; the reply is not shown
+            result.shown, result.blocked = sanction.message, True
+            return result
+        with clock("memory_store"):
+            if extracted:
+                result.memory_saved = extracted
+                result.memory_store_status = self.memory_store.add(extracted).status
+        # The summary and the expression both read only the reply: a second batched generate.
+        with clock("summary_and_expression"):
+            second = self._answers([("summary", {"input_data": result.llm_input, "output_message": reply}, None),
+                                    ("eyes_mouth_pose", {"output_message": reply}, None)], seed, result)
+        result.summary = self.summary = second["summary"]
+        result.expression = (parse_expression(second["eyes_mouth_pose"] or "")
+                             or parse_expression(TASKS["eyes_mouth_pose"].fallback))
+        result.expression_scores = expression_scores(result.expression, random.Random(seed))
+        result.shown = reply if not result.sanction_message else f"{reply}\n{result.sanction_message}"
+        return result
+
+    def _answers(self, rows: list[tuple[str, dict, str | None]], seed: int, result: TurnResult) -> dict[str, str | None]:
+        """Guarded answers of several tasks: together in one batch, or one after another if not batched."""
+        requests = [(task, TASKS[task].prompt(row), weekday) for task, row, weekday in rows]
+        if self.batched:
+            answers = answer_requests(self.llms, requests, seed)
+        else:
+            answers = [answer_requests(self.llms, [request], seed)[0] for request in requests]
+        for answer in answers:
+            result.tries[answer.task] = answer.tries
+        return {answer.task: answer.text for answer in answers}
+
+    def restart(self) -> None:
+        """Close and reopen both databases, as a new process would: what was saved is all that remains."""
+        from .memory_store import MemoryStore
+        from .sanctions import SanctionLog
+
+        store, log = self.memory_store, self.sanction_log
+        self.close()
+        self.memory_store = MemoryStore(store.path, user=self.user_id, clock=self.clock)
+        self.sanction_log = SanctionLog(log.path, clock=self.clock)
+        self.summary = None
+
+    def forget(self) -> int:
+        """Delete every memory of this user."""
+        return self.memory_store.clear()
+
+    def close(self) -> None:
+        self.memory_store.close()
+        self.sanction_log.close()
+
+
+def build_llm_input(prompt: str, memory: str | None, summary: str | None) -> str:
+    """DESIGN.md §9 step 4: a retrieved memory wins over the previous summary; else the prompt alone."""
+    if memory:
+        return f"{memory} {prompt}"
+    if summary:
+        return f"{SUMMARY_PREFIX} {summary} {QUESTION_PREFIX} {prompt}"
+    return prompt
+
+
+class _StepClock:
+    """``with clock("step"):`` adds the block's wall time to ``seconds["step"]``."""
+
+    def __init__(self, seconds: dict[str, float]):
+        self.seconds = seconds
+
+    def __call__(self, name: str):
+        self.name = name
+        return self
+
+    def __enter__(self):
+        self.started = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.seconds[self.name] = self.seconds.get(self.name, 0.0) + time.perf_counter() - self.started
+
+
+# --- the terminal chat ---------------------------------------------------------------------------------
+
+COMMANDS = "/memory (what I remember) · /forget (forget everything) · /quit"
+
+
+def render(result: TurnResult) -> str:
+    lines = [f"오로라: {result.shown}"]
+    if result.reply is not None and not result.blocked:
+        if result.expression:
+            eyes, mouth, pose = result.expression
+            lines.append(f"  (표정: 눈 {eyes}, 입 {mouth}, 고개 돌림 {pose})")
+        if result.memory_used:
+            lines.append(f"  (떠올린 기억: {result.memory_used})")
+        if result.memory_saved:
+            lines.append(f"  (기억함: {result.memory_saved} — {result.memory_store_status})")
+    return "\n".join(lines)
+
+
+def headless() -> bool:
+    """True under papermill / nbval / make (no one to type into a widget)."""
+    import os
+
+    return bool(os.environ.get("OHLORA_HEADLESS") or os.environ.get("PYTEST_CURRENT_TEST"))
+
+
+def chat_panel(engine: ChatEngine):
+    """An ipywidgets chat box for JupyterLab (None when headless)."""
+    if headless():
+        print("(chat panel skipped: headless run — open the notebook in JupyterLab to chat)")
+        return None
+    import ipywidgets as widgets
+
+    box, log = widgets.Text(placeholder="로라에게 말 걸기…", layout=widgets.Layout(width="70%")), widgets.Output()
+    send = widgets.Button(description="보내기")
+
+    def on_send(_):
+        text, box.value = box.value.strip(), ""
+        if text:
+            with log:
+                print(f"나: {text}")
+                try:
+                    print(render(engine.turn(text)))
+                except OhloraError as error:
+                    print(f"  ({error})")
+
+    send.on_click(on_send)
+    box.on_submit(on_send)
+    return widgets.VBox([widgets.HBox([box, send]), log])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ohlora_utils.chat", description="Talk to Oh-LoRA in the terminal.")
+    parser.add_argument("--profile", default=None, help="embedded (default) | paper | tiny")
+    parser.add_argument("--user", default="local", help="your user id (memories and sanctions are per user)")
+    args = parser.parse_args(argv)
+    with exit_on_user_error(parser.prog):
+        profile = get_profile(args.profile)
+        print(f"Loading Oh-LoRA ({profile.name}) …", flush=True)
+        engine = ChatEngine.load(profile, user_id=args.user)
+        print(f"준비됐어! 말을 걸어 봐. {COMMANDS}")
+        while True:
+            try:
+                text = input("나: ").strip()
+            except (EOFError, KeyboardInterrupt):
+                print()
+                break
+            if not text:
+                continue
+            if text == "/quit":
+                break
+            if text == "/memory":
+                print("\n".join(f"  {item}" for item in engine.memory_store.items()) or "  (아직 기억하는 게 없어)")
+                continue
+            if text == "/forget":
+                print(f"  {engine.forget()}개의 기억을 지웠어.")
+                continue
+            try:
+                result = engine.turn(text)
+            except OhloraError as error:
+                print(f"  ({error})")
+                continue
+            print(render(result))
+            if result.blocked:
+                break
+        engine.close()
+
+
+if __name__ == "__main__":
+    main()
