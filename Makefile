@@ -60,7 +60,7 @@ reproduce: provision
 	@mkdir -p reports
 	@for nb in $(NOTEBOOKS); do \
 	  echo "[reproduce] $$nb (profile $(PROFILE), preset $(PRESET)) …"; \
-	  OHLORA_PRESET=$(PRESET) $(PY) -m papermill --progress-bar notebooks/$$nb.ipynb reports/$$nb.ipynb \
+	  OHLORA_PRESET=$(PRESET) TQDM_MININTERVAL=30 $(PY) -m papermill --log-output --progress-bar notebooks/$$nb.ipynb reports/$$nb.ipynb \
 	    -p profile $(PROFILE) -p preset $(PRESET); \
 	  $(PY) -m jupyter nbconvert --log-level WARN --to html reports/$$nb.ipynb --output-dir reports; \
 	done

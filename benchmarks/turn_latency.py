@@ -1,12 +1,18 @@
-"""Turn latency: the chat engine's batched turn against the four tasks one after another, same models.
+"""Turn latency: the chat engine's turn against the four tasks one after another, side by side in one run.
 
-Usage: ``.venv/bin/python benchmarks/turn_latency.py [--profile embedded] [--rounds 1] [--dtype float32]``
+Usage: ``.venv/bin/python benchmarks/turn_latency.py [--profile embedded] [--rounds 1]``
 (needs the profile's trained artifacts: run ``make reproduce`` first)
 
-A fixed scripted conversation is played ``--rounds`` times by each variant, in one run, with a fresh
-user each time (so no sanction or memory carries over between variants) and the same seeds. Reported:
-p50 / p95 / mean seconds per turn and the speed-up of p50. The ``--dtype bfloat16`` option loads the
-base model's weights in bf16 for inference (fewer bytes read per token; the CPU needs bf16 support).
+A fixed scripted conversation is played ``--rounds`` times by each variant, with a fresh user each time
+(so no sanction or memory carries over between variants) and the same seeds. The variants add one lever
+at a time, so each one's share of the gain shows:
+
+1. ``one after another``: the four tasks in four guarded generate calls, fp32, full output layer (baseline);
+2. ``batched``: reply + memory in one generate over mixed adapters, then summary + expression in another;
+3. ``+ study vocabulary``: the output layer restricted to the study's vocabulary (``vocabulary.py``);
+4. ``+ bf16 weights``: the base weights in bfloat16 as well (the chat's default when the CPU has bf16).
+
+Reported: p50 / p95 / mean seconds per turn and the speed-up of each p50 over the baseline.
 """
 from __future__ import annotations
 
@@ -48,15 +54,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="embedded")
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     args = parser.parse_args()
     profile = get_profile(args.profile)
-    llms = TaskModels.load(profile, dtype=getattr(torch, args.dtype))
+    variants = [  # name, batched, restrict_vocabulary, dtype
+        ("one after another", False, False, torch.float32),
+        ("batched", True, False, torch.float32),
+        ("+ study vocabulary", True, True, torch.float32),
+        ("+ bf16 weights", True, True, torch.bfloat16),
+    ]
     retriever, classifier = load_retriever(artifacts_dir() / MEMORY_DIR), load_classifier(artifacts_dir() / ETHICS_DIR)
     start = datetime(2026, 11, 21, 14, 0, tzinfo=timezone(timedelta(hours=9)))
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for variant, batched in (("one after another", False), ("batched", True)):
+        for variant, batched, restrict_vocabulary, dtype in variants:
+            llms = TaskModels.load(profile, dtype=dtype, restrict_vocabulary=restrict_vocabulary)
             latencies = []
             for round_ in range(args.rounds):
                 clock = lambda: start  # noqa: E731 — a fixed clock: every variant sees the same time
@@ -70,14 +81,15 @@ def main() -> None:
                     latencies.append(sum(result.seconds.values()))
                 engine.close()
             results[variant] = latencies
-            print(f"{variant}: {len(latencies)} turns", flush=True)
-    print(f"\nprofile {profile.name}, weights {args.dtype}, {len(SCRIPT)} scripted turns × {args.rounds} round(s)")
-    print(f"{'variant':20s} {'p50 s':>7s} {'p95 s':>7s} {'mean s':>7s}")
+            del llms
+            print(f"{variant}: {len(latencies)} turns, p50 {percentile(latencies, .5):.2f} s", flush=True)
+    print(f"\nprofile {profile.name}, {len(SCRIPT)} scripted turns × {args.rounds} round(s), "
+          f"{torch.get_num_threads()} CPU threads")
+    baseline = percentile(results[variants[0][0]], .5)
+    print(f"{'variant':20s} {'p50 s':>7s} {'p95 s':>7s} {'mean s':>7s} {'p50 speed-up':>13s}")
     for variant, latencies in results.items():
         print(f"{variant:20s} {percentile(latencies, .5):7.2f} {percentile(latencies, .95):7.2f} "
-              f"{statistics.mean(latencies):7.2f}")
-    ratio = percentile(results["one after another"], .5) / percentile(results["batched"], .5)
-    print(f"speed-up of p50: {ratio:.2f}×")
+              f"{statistics.mean(latencies):7.2f} {baseline / percentile(latencies, .5):12.2f}×")
 
 
 if __name__ == "__main__":

@@ -87,10 +87,13 @@ class ChatEngine:
 
     @classmethod
     def load(cls, profile: Profile, user_id: str, clock: Callable[[], datetime] = datetime.now,
-             artifacts: Path | None = None, seed: int = 0, databases: Path | None = None) -> "ChatEngine":
+             artifacts: Path | None = None, seed: int = 0, databases: Path | None = None,
+             restrict_vocabulary: bool = True, dtype=None) -> "ChatEngine":
         """Everything from the profile's trained artifacts; a clear error naming what to run first.
 
         ``databases`` holds the memory store and the sanction log (default: the artifacts folder).
+        ``restrict_vocabulary`` samples from the study's vocabulary only (``vocabulary.py``, faster);
+        ``dtype`` is the base weights' (default fp32). ``benchmarks/turn_latency.py`` measures both.
         """
         from .ethics import MODEL_DIR_NAME as ETHICS_DIR, load_classifier
         from .memory import MODEL_DIR_NAME as MEMORY_DIR, load_retriever
@@ -105,7 +108,8 @@ class ChatEngine:
         if missing:
             raise OhloraError(f"no trained {', '.join(missing)} in {root}",
                               fix="run `make reproduce` first (or the named notebooks)")
-        llms = TaskModels.load(profile, adapters={task: root / "adapters" / profile.name / task for task in TASKS})
+        llms = TaskModels.load(profile, adapters={task: root / "adapters" / profile.name / task for task in TASKS},
+                               dtype=dtype, restrict_vocabulary=restrict_vocabulary)
         retriever = load_retriever(root / MEMORY_DIR)
         classifier = load_classifier(root / ETHICS_DIR)
         databases = Path(databases) if databases else root

@@ -87,8 +87,13 @@ class TaskModels:
         self.profile, self.models, self.tokenizers = profile, models, tokenizers
 
     @classmethod
-    def load(cls, profile: Profile, tasks=TASK_NAMES, adapters: dict[str, Path] | None = None, dtype=None):
+    def load(cls, profile: Profile, tasks=TASK_NAMES, adapters: dict[str, Path] | None = None, dtype=None,
+             restrict_vocabulary: bool = False):
+        """Each base model once, with its tasks' adapters; ``dtype`` (default fp32) for the base weights;
+        ``restrict_vocabulary`` samples from the study's vocabulary only (``vocabulary.py``: faster)."""
         from peft import PeftModel
+
+        from .vocabulary import restrict_output_layer, study_token_ids
 
         adapters = adapters or {task: adapter_dir(profile, task) for task in tasks}
         models, tokenizers = {}, {}
@@ -110,6 +115,8 @@ class TaskModels:
             for task in served[1:]:
                 model.load_adapter(str(adapters[task]), adapter_name=task)
             model.eval()
+            if restrict_vocabulary:
+                restrict_output_layer(model.get_base_model(), study_token_ids(tokenizer))
             for task in served:
                 models[task], tokenizers[task] = model, tokenizer
         return cls(profile, models, tokenizers)

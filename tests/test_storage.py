@@ -132,3 +132,17 @@ def test_two_writers_at_once_lose_nothing(tmp_path):
     for thread in threads:
         thread.join()
     assert open_database(path, SCHEMA).execute("SELECT count(*) FROM item").fetchone() == (100,)
+
+
+def test_atomic_files_and_folders_get_the_usual_permissions_not_private_temp_ones(tmp_path):
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "log.csv", "a,b\n")
+        with atomic_dir(tmp_path / "adapter") as staging:
+            (staging / "x").write_text("1")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "log.csv").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "adapter").stat().st_mode & 0o777 == 0o755
