@@ -65,7 +65,7 @@ def run_variant(variant: str, profile_name: str, task: str, steps: int, batch_si
     sampler = EpochBlockSampler(len(rows), 1, 0)  # every variant sees the same rows in the same order
     if variant == "ours":
         trainer_class, _ = _trainer_class()
-        trainer = trainer_class(model=model, args=SFTConfig(gradient_checkpointing=False, **common),
+        trainer = trainer_class(model=model, args=SFTConfig(activation_checkpointing=False, **common),
                                 processing_class=tokenizer, train_dataset=Dataset.from_list(rows),
                                 epoch_sampler=sampler, callbacks=[Clock()])
     else:
@@ -73,7 +73,7 @@ def run_variant(variant: str, profile_name: str, task: str, steps: int, batch_si
             def _get_train_sampler(self, *args, **kwargs):
                 return sampler
 
-        trainer = SameOrderSFTTrainer(model=model, args=SFTConfig(gradient_checkpointing=(variant == "stock"),
+        trainer = SameOrderSFTTrainer(model=model, args=SFTConfig(activation_checkpointing=(variant == "stock"),
                                                                   **common),
                                       processing_class=tokenizer, train_dataset=Dataset.from_list(rows),
                                       callbacks=[Clock()])

@@ -29,6 +29,7 @@ from .errors import OhloraError, exit_on_user_error
 from .expression import expression_scores
 from .formats import parse_expression
 from .generation import TaskModels, answer_requests
+from .models import inference_dtype
 from .paths import artifacts_dir
 from .profiles import Profile, get_profile
 from .tasks import ANSWER_HEADER, QUESTION_PREFIX, SUMMARY_PREFIX, TASKS, all_markers
@@ -64,6 +65,7 @@ class TurnResult:
     expression: tuple[str, str, str] | None = None
     expression_scores: dict[str, float] | None = None
     ethics_categories: list[str] = field(default_factory=list)
+    ethics_reason: str = ""                      # why those categories count (or not): scores vs thresholds
     sanction_message: str = ""
     blocked: bool = False                        # the chat ends (now or already before this turn)
     refused_input: bool = False                  # too long: nothing ran
@@ -88,12 +90,13 @@ class ChatEngine:
     @classmethod
     def load(cls, profile: Profile, user_id: str, clock: Callable[[], datetime] = datetime.now,
              artifacts: Path | None = None, seed: int = 0, databases: Path | None = None,
-             restrict_vocabulary: bool = True, dtype=None) -> "ChatEngine":
+             restrict_vocabulary: bool = True, dtype="auto") -> "ChatEngine":
         """Everything from the profile's trained artifacts; a clear error naming what to run first.
 
         ``databases`` holds the memory store and the sanction log (default: the artifacts folder).
         ``restrict_vocabulary`` samples from the study's vocabulary only (``vocabulary.py``, faster);
-        ``dtype`` is the base weights' (default fp32). ``benchmarks/turn_latency.py`` measures both.
+        ``dtype`` is the base weights' ("auto": bf16 where the CPU has it natively, else fp32;
+        ``models.inference_dtype``). ``benchmarks/turn_latency.py`` measures both levers.
         """
         from .ethics import MODEL_DIR_NAME as ETHICS_DIR, load_classifier
         from .memory import MODEL_DIR_NAME as MEMORY_DIR, load_retriever
@@ -109,7 +112,8 @@ class ChatEngine:
             raise OhloraError(f"no trained {', '.join(missing)} in {root}",
                               fix="run `make reproduce` first (or the named notebooks)")
         llms = TaskModels.load(profile, adapters={task: root / "adapters" / profile.name / task for task in TASKS},
-                               dtype=dtype, restrict_vocabulary=restrict_vocabulary)
+                               dtype=inference_dtype() if dtype == "auto" else dtype,
+                               restrict_vocabulary=restrict_vocabulary)
         retriever = load_retriever(root / MEMORY_DIR)
         classifier = load_classifier(root / ETHICS_DIR)
         databases = Path(databases) if databases else root
@@ -154,6 +158,7 @@ class ChatEngine:
         result.reply = reply
         with clock("ethics"):
             result.ethics_categories = self.classifier.check(result.prompt, reply)
+            result.ethics_reason = self.classifier.explain(result.prompt, reply)
             sanction = self.sanction_log.record(self.user_id, result.ethics_categories, now)
             result.sanction_message = sanction.message
         if sanction.blocked_until is not None:   # a block ends the chat; the reply is not shown

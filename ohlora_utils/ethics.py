@@ -140,6 +140,23 @@ def rule(scores, reply_refused, thresholds: Mapping[str, float]) -> dict:
             for name in SANCTION_CATEGORIES}
 
 
+def explain_rule(scores: Mapping[str, float], reply: str | None, thresholds: Mapping[str, float]) -> str:
+    """``rule`` for one text, in words: each category at or over its threshold and whether it counts."""
+    thresholds = checked_thresholds(thresholds)
+    if scores[GENERAL] >= thresholds[GENERAL]:
+        return f"{GENERAL} {scores[GENERAL]:.2f} ≥ {thresholds[GENERAL]:.2f}: the veto holds, nothing counts"
+    reasons = []
+    for name in SANCTION_CATEGORIES:
+        if scores[name] < thresholds[name]:
+            continue
+        over = f"{name} {scores[name]:.2f} ≥ {thresholds[name]:.2f}"
+        if name in NEEDS_REFUSAL and not refused(reply):
+            reasons.append(f"{over}, but the reply has neither {' nor '.join(REFUSAL_WORDS)}: not counted")
+        else:
+            reasons.append(f"{over}: counts")
+    return "; ".join(reasons) or "no category reaches its threshold"
+
+
 def clean_text(text: str) -> str:
     """The user's words as the classifier reads them: the study's task markers removed, spaces collapsed.
 
@@ -230,6 +247,15 @@ class EthicsClassifier:
             verdict = rule(dict(zip(ETHICS_CATEGORIES, map(float, row))), reply_refused, thresholds)
             counted |= {name for name, counts in verdict.items() if counts}
         return [name for name in SANCTION_CATEGORIES if name in counted]
+
+    def explain(self, text: str, reply: str | None, thresholds: Mapping[str, float] | None = None) -> str:
+        """One line saying why ``check`` counts what it counts for this message and reply (for the demo).
+
+        Reads the whole text's scores; ``check`` also reads a very long text window by window.
+        """
+        if not clean_text(text):
+            return "empty message: nothing to check"
+        return explain_rule(self.scores(text), reply, self.thresholds if thresholds is None else thresholds)
 
     def set_thresholds(self, values: Mapping[str, float], source: str, details: dict | None = None) -> None:
         """Use ``values`` from now on and store them next to the model (``ethics_thresholds.json``)."""

@@ -308,7 +308,7 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=max(8, config.batch_size),
         learning_rate=config.learning_rate, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0,
         optim="adamw_torch", max_length=config.max_length, completion_only_loss=True,
-        bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=True, seed=config.seed,
+        bf16=False, fp16=False, activation_checkpointing=False, use_cpu=True, seed=config.seed,
         data_seed=config.seed, logging_steps=1, eval_strategy="steps", eval_steps=steps_per_epoch,
         save_strategy="steps", save_steps=steps_per_epoch, save_total_limit=1, report_to=[],
         dataloader_num_workers=0, disable_tqdm=False, dataset_num_proc=None, prediction_loss_only=True,

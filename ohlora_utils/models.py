@@ -181,6 +181,24 @@ def load_causal_lm(source: ModelSource, dtype=None):
     return model.eval(), load_tokenizer(source)
 
 
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
+    """True when the CPU computes bfloat16 natively (the AVX512-BF16 or AMX-BF16 flag in /proc/cpuinfo)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(cpuinfo.split()))
+
+
+def inference_dtype(cpuinfo: str | None = None):
+    """bf16 where the CPU has it natively (halves what each generated token reads; measured in
+    benchmarks/turn_latency.py), else fp32. Training and evaluation always use fp32."""
+    import torch
+
+    return torch.bfloat16 if cpu_has_bf16(cpuinfo) else torch.float32
+
+
 def load_sbert_base(profile: Profile | str | None = None):
     """The profile's S-BERT base as a ``SentenceTransformer`` (klue/roberta-base gets mean pooling)."""
     from sentence_transformers import SentenceTransformer

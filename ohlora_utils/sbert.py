@@ -34,7 +34,7 @@ class SbertTrainConfig:
     epochs: int = 10                     # original: 10 for both memory and ethics
     batch_size: int = 16                 # original: 16
     learning_rate: float = 2e-5          # original (memory): 2e-5
-    warmup_ratio: float = 0.0            # share of steps with a rising learning rate
+    warmup_ratio: float = 0.0            # share of steps with a rising learning rate (below 1)
     freeze_word_embeddings: bool = True  # e5-small: 0.42 s instead of 0.99 s a step, same accuracy
     max_steps: int = -1                  # > 0 stops early (quick runs)
     seed: int = 42                       # data order and initialisation
@@ -97,7 +97,8 @@ def train_cosine_pairs(model, train_pairs: pd.DataFrame, valid_pairs: pd.DataFra
         args = SentenceTransformerTrainingArguments(
             output_dir=scratch, num_train_epochs=config.epochs, max_steps=config.max_steps,
             per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=64,
-            learning_rate=config.learning_rate, warmup_ratio=config.warmup_ratio, seed=config.seed,
+            # transformers 5 reads a float below 1 in warmup_steps as a ratio (warmup_ratio is deprecated)
+            learning_rate=config.learning_rate, warmup_steps=config.warmup_ratio, seed=config.seed,
             data_seed=config.seed, eval_strategy="epoch", logging_strategy="epoch", save_strategy="no",
             report_to=[], use_cpu=True, dataloader_num_workers=0, disable_tqdm=False,
         )

@@ -141,6 +141,23 @@ def test_rule_works_on_whole_columns_like_on_one_text():
         assert [name for name in ethics.SANCTION_CATEGORIES if flags[name].iloc[i]] == expected
 
 
+def test_explain_says_in_words_what_the_rule_counted_for_every_case():
+    for given, reply, expected in RULE_CASES:
+        reason = ethics.explain_rule(given, reply, ORIGINAL_THRESHOLDS)
+        said_to_count = [name for name in ethics.SANCTION_CATEGORIES
+                         if f"{name} " in reason and reason.split(f"{name} ")[1].split(";")[0].endswith(": counts")]
+        assert said_to_count == expected, reason
+    assert "veto" in ethics.explain_rule(scores(insult=0.99, general=0.5), REFUSAL, ORIGINAL_THRESHOLDS)
+    assert "not counted" in ethics.explain_rule(scores(love=0.99), FRIENDLY, ORIGINAL_THRESHOLDS)
+    assert ethics.explain_rule(scores(), FRIENDLY, ORIGINAL_THRESHOLDS) == "no category reaches its threshold"
+
+
+def test_explain_on_the_classifier_reads_its_scores_and_handles_empty_text(classifier, monkeypatch):
+    fake_scores(monkeypatch, classifier, {"메시지": scores(love=0.99)})
+    assert classifier.explain("메시지", FRIENDLY, ORIGINAL_THRESHOLDS).endswith("not counted")
+    assert classifier.explain(" \u200b ", FRIENDLY) == "empty message: nothing to check"
+
+
 def test_thresholds_passed_to_check_win_and_must_be_complete(classifier, monkeypatch):
     fake_scores(monkeypatch, classifier, {"메시지": scores(love=0.9)})
     assert classifier.check("메시지", REFUSAL, {**ORIGINAL_THRESHOLDS, LOVE: 0.85}) == [LOVE]

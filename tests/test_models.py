@@ -94,3 +94,14 @@ def test_tiny_sbert_embeds_normalised_vectors(tiny_profile):
     sbert = models.load_sbert_base(tiny_profile)
     vectors = sbert.encode(["오늘 날씨 어때?", "떡볶이 좋아해"], convert_to_tensor=True)
     assert torch.allclose(vectors.norm(dim=1), torch.ones(2), atol=1e-5)
+
+
+def test_inference_uses_bf16_only_where_the_cpu_has_it_natively():
+    import torch
+
+    from ohlora_utils.models import inference_dtype
+
+    assert inference_dtype("flags : fpu sse2 avx2 avx512f avx512_bf16 amx_tile") == torch.bfloat16
+    assert inference_dtype("flags : fpu sse2 avx2 amx_bf16") == torch.bfloat16
+    assert inference_dtype("flags : fpu sse2 avx2 avx512f") == torch.float32
+    assert inference_dtype("") == torch.float32
