@@ -37,6 +37,11 @@ REFUSAL_WORDS = ("미안", "부담")     # a refusal reply contains one; the eth
 MAX_ERRORS_SHOWN = 15                # more problems than this are counted, not listed
 
 
+def is_refusal(reply) -> bool:
+    """Oh-LoRA's reply declines (contains 미안 or 부담): what the ethics rule and the training preset read."""
+    return isinstance(reply, str) and any(word in reply for word in REFUSAL_WORDS)
+
+
 @dataclass(frozen=True)
 class Problem:
     line: int

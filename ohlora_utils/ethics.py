@@ -28,7 +28,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from .data import ETHICS_CATEGORIES, REFUSAL_WORDS, load_ethics
+from .data import ETHICS_CATEGORIES, REFUSAL_WORDS, is_refusal, load_ethics
 from .errors import OhloraError, exit_on_user_error
 from .paths import artifacts_dir
 from .presets import get_preset
@@ -112,7 +112,7 @@ def train_ethics(profile: Profile, config: SbertTrainConfig, out_dir: Path | Non
 
 def refused(reply: str | None) -> bool:
     """Oh-LoRA's reply declined (contains 미안 or 부담): the condition for love and politics to count."""
-    return bool(reply) and any(word in reply for word in REFUSAL_WORDS)
+    return is_refusal(reply)
 
 
 def checked_thresholds(values: Mapping[str, float]) -> dict[str, float]:

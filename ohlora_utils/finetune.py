@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import SynonymAugmenter
-from .data import FINE_TUNING_CSV, load_fine_tuning
+from .data import FINE_TUNING_CSV, is_refusal, load_fine_tuning
 from .errors import OhloraError
 from .models import load_causal_lm
 from .paths import artifacts_dir
@@ -60,6 +60,10 @@ class LoraTrainConfig:
     max_steps: int = -1                      # > 0 stops after this many steps (quick runs)
     max_length: int = 256                    # longer rows are truncated (ours are < 120 tokens)
     augment: bool = False                    # synonym replacement, a new draw each epoch (reply task only)
+    # reply task: rows whose reply refuses (미안/부담) appear this often per epoch. Measured on the embedded
+    # default (2 epochs): 3 raised refusals of the ethics test's love / politics prompts from 7.5 % / 5.7 % to
+    # 40 % / 43 %, but also of its 일반 look-alikes from 8 % to 34 %: not selective, so the presets keep 1.
+    refusal_repeats: int = 1
     completion_positions_only: bool = True   # output layer only where the loss is taken (same loss, faster)
     max_valid_rows: int = 0                  # > 0 validates on the first rows only (quick runs)
     seed: int = 42                           # data order, LoRA init, dropout, augmentation
@@ -117,7 +121,17 @@ def task_rows(task: str, frame: pd.DataFrame) -> list[dict]:
 
 
 def epoch_rows(task: str, frame: pd.DataFrame, config: LoraTrainConfig) -> list[dict]:
-    """The train rows once per epoch, one block per epoch; with ``augment``, each block is a new draw."""
+    """The train rows once per epoch, one block per epoch; with ``augment``, each block is a new draw.
+
+    ``refusal_repeats`` > 1 repeats the reply task's refusals within each epoch: the ethics rule counts a
+    love or politics message only when her reply refuses, and a short CPU preset sees each refusal rarely.
+    """
+    if config.refusal_repeats < 1:
+        raise OhloraError(f"refusal_repeats must be at least 1, not {config.refusal_repeats}",
+                          fix="1 keeps every row once per epoch; 3 shows each refusal three times")
+    if task == "output_message" and config.refusal_repeats > 1:
+        refusals = frame[frame["output_message"].map(is_refusal)]
+        frame = pd.concat([frame] + [refusals] * (config.refusal_repeats - 1), ignore_index=True)
     base = task_rows(task, frame)
     if not config.augment:
         return base * config.epochs
@@ -302,7 +316,8 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
     model = get_peft_model(model, lora)
 
     rows = epoch_rows(task, train, config)
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    rows_per_epoch = len(rows) // config.epochs   # more than len(train) when refusals repeat
+    steps_per_epoch = math.ceil(rows_per_epoch / config.batch_size)
     args = SFTConfig(
         output_dir=str(work_dir / CHECKPOINTS), num_train_epochs=1, max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=max(8, config.batch_size),
@@ -322,7 +337,7 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
     trainer = trainer_class(
         model=model, args=args, processing_class=tokenizer,
         train_dataset=Dataset.from_list(rows), eval_dataset=Dataset.from_list(task_rows(task, valid)),
-        epoch_sampler=EpochBlockSampler(len(train), config.epochs, config.seed),
+        epoch_sampler=EpochBlockSampler(rows_per_epoch, config.epochs, config.seed),
         completion_positions_only=config.completion_positions_only, callbacks=[logger],
     )
     logger.trainer = trainer

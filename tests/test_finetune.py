@@ -68,6 +68,21 @@ def test_each_epoch_is_a_new_augmentation_draw(small_frame):
     assert plain[:8] == plain[8:]
 
 
+def test_refusal_repeats_show_each_refusal_more_often_in_every_epoch_of_the_reply_task_only():
+    frame = load_fine_tuning()
+    train = frame[frame["data_type"] == "train"]
+    refusals = int(train["output_message"].str.contains("미안|부담").sum())
+    assert refusals > 0
+    config = task_config("output_message", "default", epochs=2, augment=False, refusal_repeats=3)
+    rows = epoch_rows("output_message", train, config)
+    assert len(rows) == 2 * (len(train) + 2 * refusals)
+    assert sum(("미안" in r["completion"] or "부담" in r["completion"]) for r in rows) == 2 * 3 * refusals
+    memory = epoch_rows("memory", train, task_config("memory", "default", epochs=1, refusal_repeats=3))
+    assert len(memory) == len(train)
+    with pytest.raises(OhloraError, match="refusal_repeats"):
+        epoch_rows("output_message", train, task_config("output_message", "default", refusal_repeats=0))
+
+
 def test_epoch_block_sampler_visits_each_block_once_per_epoch():
     order = list(EpochBlockSampler(rows_per_epoch=5, epochs=3, seed=1))
     assert [sorted(order[i * 5:(i + 1) * 5]) for i in range(3)] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12, 13, 14]]
