@@ -19,7 +19,15 @@ MANIFEST_NAME = "ohlora-manifest.json"
 
 
 def _umask() -> int:
-    current = os.umask(0)
+    """The process umask. os.umask can only set it, and setting it for a moment to read it would give files
+    that other threads create meanwhile (the SQLite writers) no mask at all: read it from Linux instead."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii", errors="replace").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    current = os.umask(0)   # elsewhere: the only portable way
     os.umask(current)
     return current
 
