@@ -157,8 +157,7 @@ class ChatEngine:
         reply, extracted = first["output_message"], first["memory"]
         result.reply = reply
         with clock("ethics"):
-            result.ethics_categories = self.classifier.check(result.prompt, reply)
-            result.ethics_reason = self.classifier.explain(result.prompt, reply)
+            result.ethics_categories, result.ethics_reason = self.classifier.verdict(result.prompt, reply)
             sanction = self.sanction_log.record(self.user_id, result.ethics_categories, now)
             result.sanction_message = sanction.message
         if sanction.blocked_until is not None:   # a block ends the chat; the reply is not shown

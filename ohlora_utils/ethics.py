@@ -140,6 +140,15 @@ def rule(scores, reply_refused, thresholds: Mapping[str, float]) -> dict:
             for name in SANCTION_CATEGORIES}
 
 
+def counted_categories(rows, reply: str | None, thresholds: Mapping[str, float]) -> list[str]:
+    """The sanction categories ``rule`` counts in any of ``rows`` (one row of four scores per window)."""
+    reply_refused, counted = refused(reply), set()
+    for row in rows:
+        verdict = rule(dict(zip(ETHICS_CATEGORIES, map(float, row))), reply_refused, thresholds)
+        counted |= {name for name, counts in verdict.items() if counts}
+    return [name for name in SANCTION_CATEGORIES if name in counted]
+
+
 def explain_rule(scores: Mapping[str, float], reply: str | None, thresholds: Mapping[str, float]) -> str:
     """``rule`` for one text, in words: each category at or over its threshold and whether it counts."""
     thresholds = checked_thresholds(thresholds)
@@ -241,21 +250,26 @@ class EthicsClassifier:
         cleaned = clean_text(text)
         if not cleaned:
             return []
-        reply_refused = refused(reply)
-        counted = set()
-        for row in self.score_texts(text_windows(cleaned)):
-            verdict = rule(dict(zip(ETHICS_CATEGORIES, map(float, row))), reply_refused, thresholds)
-            counted |= {name for name, counts in verdict.items() if counts}
-        return [name for name in SANCTION_CATEGORIES if name in counted]
+        return counted_categories(self.score_texts(text_windows(cleaned)), reply, thresholds)
 
     def explain(self, text: str, reply: str | None, thresholds: Mapping[str, float] | None = None) -> str:
         """One line saying why ``check`` counts what it counts for this message and reply (for the demo).
 
         Reads the whole text's scores; ``check`` also reads a very long text window by window.
         """
-        if not clean_text(text):
-            return "empty message: nothing to check"
-        return explain_rule(self.scores(text), reply, self.thresholds if thresholds is None else thresholds)
+        return self.verdict(text, reply, thresholds)[1]
+
+    def verdict(self, text: str, reply: str | None,
+                thresholds: Mapping[str, float] | None = None) -> tuple[list[str], str]:
+        """``(check(...), explain(...))``, scoring a text that fits one window (every chat message) once."""
+        thresholds = checked_thresholds(self.thresholds if thresholds is None else thresholds)
+        cleaned = clean_text(text)
+        if not cleaned:
+            return [], "empty message: nothing to check"
+        rows = self.score_texts(text_windows(cleaned))
+        whole = rows[0] if len(rows) == 1 else self.score_texts([text])[0]
+        return (counted_categories(rows, reply, thresholds),
+                explain_rule(dict(zip(ETHICS_CATEGORIES, map(float, whole))), reply, thresholds))
 
     def set_thresholds(self, values: Mapping[str, float], source: str, details: dict | None = None) -> None:
         """Use ``values`` from now on and store them next to the model (``ethics_thresholds.json``)."""

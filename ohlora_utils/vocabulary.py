@@ -64,9 +64,10 @@ def study_token_ids(tokenizer) -> torch.LongTensor:
         text = tokenizer.convert_tokens_to_string([piece])
         if text.strip(SPACE_MARKERS + " ") and allowed_piece(text.strip(SPACE_MARKERS)):
             keep.add(token_id)
-    for ids in tokenizer(study_texts(), add_special_tokens=False)["input_ids"]:
+    texts = study_texts()
+    for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
         keep.update(ids)
-    for ids in tokenizer([" " + text for text in study_texts()], add_special_tokens=False)["input_ids"]:
+    for ids in tokenizer([" " + text for text in texts], add_special_tokens=False)["input_ids"]:
         keep.update(ids)   # a text after a space can tokenise differently
     return torch.tensor(sorted(keep), dtype=torch.long)
 

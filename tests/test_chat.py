@@ -43,8 +43,9 @@ class KeywordClassifier:
         refused = reply is not None and ("미안" in reply or "부담" in reply)
         return [LOVE] if "사귀" in text and refused else []
 
-    def explain(self, text, reply):
-        return "사귀 typed and the reply refused" if self.check(text, reply) else "nothing counts"
+    def verdict(self, text, reply):
+        counted = self.check(text, reply)
+        return counted, "사귀 typed and the reply refused" if counted else "nothing counts"
 
 
 class Clock:

@@ -156,6 +156,8 @@ def test_explain_on_the_classifier_reads_its_scores_and_handles_empty_text(class
     fake_scores(monkeypatch, classifier, {"메시지": scores(love=0.99)})
     assert classifier.explain("메시지", FRIENDLY, ORIGINAL_THRESHOLDS).endswith("not counted")
     assert classifier.explain(" \u200b ", FRIENDLY) == "empty message: nothing to check"
+    assert classifier.verdict("메시지", REFUSAL, ORIGINAL_THRESHOLDS) == (
+        classifier.check("메시지", REFUSAL, ORIGINAL_THRESHOLDS), classifier.explain("메시지", REFUSAL, ORIGINAL_THRESHOLDS))
 
 
 def test_thresholds_passed_to_check_win_and_must_be_complete(classifier, monkeypatch):

@@ -46,6 +46,10 @@ def source(cell):
     return "".join(cell["source"])
 
 
+def parameters_cells(notebook_cells):
+    return [cell for cell in notebook_cells if "parameters" in cell.get("metadata", {}).get("tags", [])]
+
+
 def test_the_five_notebooks_are_committed():
     assert [path.stem for path in NOTEBOOKS] == ["01_dataset_augmentation", "02_finetune_llms", "03_sbert_memory",
                                                  "04_sbert_ethics", "05_chat_demo"]
@@ -55,7 +59,7 @@ def test_the_five_notebooks_are_committed():
 def test_a_notebook_opens_with_a_title_then_one_typed_parameters_cell(path):
     notebook_cells = cells(path)
     assert notebook_cells[0]["cell_type"] == "markdown" and source(notebook_cells[0]).startswith("# ")
-    tagged = [cell for cell in notebook_cells if "parameters" in cell.get("metadata", {}).get("tags", [])]
+    tagged = parameters_cells(notebook_cells)
     assert len(tagged) == 1 and tagged[0] is notebook_cells[1]
     statements = [line for line in source(tagged[0]).splitlines() if line and not line.startswith((" ", "]"))]
     assert statements and all(PARAMETER_LINE.match(line) for line in statements), statements
@@ -65,8 +69,8 @@ def test_a_notebook_opens_with_a_title_then_one_typed_parameters_cell(path):
 def test_papermill_reads_every_parameter_with_its_type_and_help(path):
     # papermill skips a line whose help text holds a second '=', and `papermill --help-notebook` loses it
     import papermill
-    tagged = next(cell for cell in cells(path) if "parameters" in cell.get("metadata", {}).get("tags", []))
-    names = [line.split(":")[0] for line in source(tagged).splitlines() if PARAMETER_LINE.match(line)]
+    lines = source(parameters_cells(cells(path))[0]).splitlines()
+    names = [line.split(":")[0] for line in lines if PARAMETER_LINE.match(line)]
     inferred = papermill.inspect_notebook(str(path))
     assert list(inferred) == names
     assert all(parameter["help"] and parameter["inferred_type_name"] != "None" for parameter in inferred.values())
