@@ -64,6 +64,9 @@ class LoraTrainConfig:
     # default (2 epochs): 3 raised refusals of the ethics test's love / politics prompts from 7.5 % / 5.7 % to
     # 40 % / 43 %, but also of its 일반 look-alikes from 8 % to 34 %: not selective, so the presets keep 1.
     refusal_repeats: int = 1
+    # memory task: rows that teach a memory (about a quarter) appear this often per epoch, so one short
+    # epoch does not learn "nothing to remember" as the answer to everything (measured: notebook 02's notes)
+    memory_repeats: int = 1
     completion_positions_only: bool = True   # output layer only where the loss is taken (same loss, faster)
     max_valid_rows: int = 0                  # > 0 validates on the first rows only (quick runs)
     seed: int = 42                           # data order, LoRA init, dropout, augmentation
@@ -86,12 +89,14 @@ PRESETS: dict[str, dict[str, LoraTrainConfig]] = {
     # a few steps per task: the notebooks run end to end in CI
     "quick": {task: LoraTrainConfig(epochs=1, max_steps=4, max_valid_rows=8, augment=task == "output_message")
               for task in TASK_NAMES},
-    # make reproduce on a 2-core CPU (about 23 minutes for the four tasks, README). The reply's valid loss
+    # make reproduce on a 2-core CPU (training time of the four tasks: README). The reply's valid loss
     # was lowest after epoch 2 (2.71; epoch 3: 2.81 while the train loss kept falling), so 2 epochs.
     "default": {
         "output_message": LoraTrainConfig(epochs=2, augment=True),
         "summary": LoraTrainConfig(epochs=1),
-        "memory": LoraTrainConfig(epochs=1),
+        # with every row once, one epoch answered "nothing to remember" almost always (1/24 valid rows with a
+        # memory matched); rows with a memory twice: 5/24, at the cost of 82 % instead of 93 % where none is due
+        "memory": LoraTrainConfig(epochs=1, memory_repeats=2),
         "eyes_mouth_pose": LoraTrainConfig(epochs=1),
     },
     # the original's epochs and batch sizes (meant for a GPU)
@@ -125,13 +130,17 @@ def epoch_rows(task: str, frame: pd.DataFrame, config: LoraTrainConfig) -> list[
 
     ``refusal_repeats`` > 1 repeats the reply task's refusals within each epoch: the ethics rule counts a
     love or politics message only when her reply refuses, and a short CPU preset sees each refusal rarely.
+    ``memory_repeats`` > 1 does the same for the memory task's rows that hold a memory.
     """
-    if config.refusal_repeats < 1:
-        raise OhloraError(f"refusal_repeats must be at least 1, not {config.refusal_repeats}",
-                          fix="1 keeps every row once per epoch; 3 shows each refusal three times")
-    if task == "output_message" and config.refusal_repeats > 1:
-        refusals = frame[frame["output_message"].map(is_refusal)]
-        frame = pd.concat([frame] + [refusals] * (config.refusal_repeats - 1), ignore_index=True)
+    for name in ("refusal_repeats", "memory_repeats"):
+        if getattr(config, name) < 1:
+            raise OhloraError(f"{name} must be at least 1, not {getattr(config, name)}",
+                              fix="1 keeps every row once per epoch; 3 shows each such row three times")
+    repeated = {"output_message": (config.refusal_repeats, frame["output_message"].map(is_refusal)),
+                "memory": (config.memory_repeats, frame["memory"].fillna("").str.len() > 0)}
+    if task in repeated and repeated[task][0] > 1:
+        times, chosen = repeated[task]
+        frame = pd.concat([frame] + [frame[chosen]] * (times - 1), ignore_index=True)
     base = task_rows(task, frame)
     if not config.augment:
         return base * config.epochs

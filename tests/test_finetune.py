@@ -64,7 +64,8 @@ def test_each_epoch_is_a_new_augmentation_draw(small_frame):
     for block in blocks:  # structure untouched
         assert all(r["completion"].endswith(" (답변 종료)") and r["prompt"].endswith("(답변 시작) ### 답변:")
                    for r in block)
-    plain = epoch_rows("memory", small_frame[small_frame["data_type"] == "train"], task_config("memory", "default", epochs=2))
+    plain = epoch_rows("memory", small_frame[small_frame["data_type"] == "train"], task_config("memory", "default", epochs=2,
+                                                                                             memory_repeats=1))
     assert plain[:8] == plain[8:]
 
 
@@ -77,10 +78,25 @@ def test_refusal_repeats_show_each_refusal_more_often_in_every_epoch_of_the_repl
     rows = epoch_rows("output_message", train, config)
     assert len(rows) == 2 * (len(train) + 2 * refusals)
     assert sum(("미안" in r["completion"] or "부담" in r["completion"]) for r in rows) == 2 * 3 * refusals
-    memory = epoch_rows("memory", train, task_config("memory", "default", epochs=1, refusal_repeats=3))
+    memory = epoch_rows("memory", train, task_config("memory", "default", epochs=1, refusal_repeats=3, memory_repeats=1))
     assert len(memory) == len(train)
     with pytest.raises(OhloraError, match="refusal_repeats"):
         epoch_rows("output_message", train, task_config("output_message", "default", refusal_repeats=0))
+
+
+def test_memory_repeats_show_each_row_with_a_memory_more_often_in_the_memory_task_only():
+    frame = load_fine_tuning()
+    train = frame[frame["data_type"] == "train"]
+    with_memory = int((train["memory"].fillna("").str.len() > 0).sum())
+    assert 0 < with_memory < len(train)
+    rows = epoch_rows("memory", train, task_config("memory", "default", epochs=2, memory_repeats=2))
+    assert len(rows) == 2 * (len(train) + with_memory)
+    assert sum(r["completion"].lstrip().startswith("[") for r in rows) == 2 * 2 * with_memory
+    reply = epoch_rows("output_message", train, task_config("output_message", "default", epochs=1, augment=False,
+                                                            memory_repeats=2))
+    assert len(reply) == len(train)
+    with pytest.raises(OhloraError, match="memory_repeats"):
+        epoch_rows("memory", train, task_config("memory", "default", memory_repeats=0))
 
 
 def test_epoch_block_sampler_visits_each_block_once_per_epoch():
