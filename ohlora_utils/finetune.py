@@ -61,11 +61,12 @@ class LoraTrainConfig:
     max_length: int = 256                    # longer rows are truncated (ours are < 120 tokens)
     augment: bool = False                    # synonym replacement, a new draw each epoch (reply task only)
     # reply task: rows whose reply refuses (미안/부담) appear this often per epoch. Measured on the embedded
-    # default (2 epochs): 3 raised refusals of the ethics test's love / politics prompts from 7.5 % / 5.7 % to
-    # 40 % / 43 %, but also of its 일반 look-alikes from 8 % to 34 %: not selective, so the presets keep 1.
+    # default (2 epochs, before the 110 selective-refusal rows): 3 raised refusals of the ethics test's love /
+    # politics prompts from 7.5 % / 5.7 % to 40 % / 43 %, but also of its 일반 look-alikes from 8 % to 34 %:
+    # not selective, so the presets keep 1 (the selective rows give 30 % / 29 % / 16 % without repeats).
     refusal_repeats: int = 1
     # memory task: rows that teach a memory (about a quarter) appear this often per epoch, so one short
-    # epoch does not learn "nothing to remember" as the answer to everything (measured: notebook 02's notes)
+    # epoch does not learn "nothing to remember" as the answer to everything (figures: the default preset)
     memory_repeats: int = 1
     completion_positions_only: bool = True   # output layer only where the loss is taken (same loss, faster)
     max_valid_rows: int = 0                  # > 0 validates on the first rows only (quick runs)
@@ -95,7 +96,8 @@ PRESETS: dict[str, dict[str, LoraTrainConfig]] = {
         "output_message": LoraTrainConfig(epochs=2, augment=True),
         "summary": LoraTrainConfig(epochs=1),
         # with every row once, one epoch answered "nothing to remember" almost always (1/24 valid rows with a
-        # memory matched); rows with a memory twice: 5/24, at the cost of 82 % instead of 93 % where none is due
+        # memory matched, 688-row data); rows with a memory twice: 5/24, at the cost of 82 % instead of 93 %
+        # where none is due (798-row data, notebook 02's valid metrics: 4/26 and 77 %)
         "memory": LoraTrainConfig(epochs=1, memory_repeats=2),
         "eyes_mouth_pose": LoraTrainConfig(epochs=1),
     },
