@@ -25,13 +25,14 @@ export PYTHONUNBUFFERED := 1
 # no one types into widgets under make (papermill, nbval): the chat panel of notebook 05 stays hidden
 export OHLORA_HEADLESS := 1
 
-.PHONY: help setup provision test unit reproduce lab clean checked-outputs chat
+.PHONY: help setup provision test unit reproduce lab clean checked-outputs chat yardstick
 
 help:
 	@echo "make reproduce   # whole study on PROFILE=$(PROFILE): notebooks -> reports/*.ipynb + .html"
 	@echo "make test        # unit tests + nbval over notebooks (quick preset)"
 	@echo "make provision   # only build/check the model cache"
 	@echo "make lab         # open the notebooks in JupyterLab"
+	@echo "make yardstick   # the trained chat over data/eval/ (everyday messages) -> reports/everyday_chat/"
 
 setup: $(STAMP)
 
@@ -82,3 +83,9 @@ checked-outputs: provision
 # talk to Oh-LoRA in the terminal (needs `make reproduce` first for the profile's trained models)
 chat: $(STAMP)
 	@OHLORA_HEADLESS= $(PY) -m ohlora_utils.chat --profile $(PROFILE)
+
+# the everyday-conversation yardstick on the trained models (after `make reproduce`; about an hour on 2 cores,
+# resumable). Extra options: YARDSTICK_ARGS="--everyday-limit 400" (see benchmarks/everyday_chat.py --help)
+YARDSTICK_ARGS ?=
+yardstick: $(STAMP)
+	@$(PY) benchmarks/everyday_chat.py --profile $(PROFILE) $(YARDSTICK_ARGS)

@@ -98,28 +98,19 @@ class ChatEngine:
         ``dtype`` is the base weights' ("auto": bf16 where the CPU has it natively, else fp32;
         ``models.inference_dtype``). ``benchmarks/turn_latency.py`` measures both levers.
         """
-        from .ethics import MODEL_DIR_NAME as ETHICS_DIR, load_classifier
-        from .memory import MODEL_DIR_NAME as MEMORY_DIR, load_retriever
+        models = load_chat_models(profile, artifacts, restrict_vocabulary, dtype)
+        return cls.from_models(models, user_id, clock, Path(databases) if databases else models.artifacts, seed)
+
+    @classmethod
+    def from_models(cls, models: "ChatModels", user_id: str, clock: Callable[[], datetime], databases: Path,
+                    seed: int = 0) -> "ChatEngine":
+        """A chat for ``user_id`` on models already loaded (many users, one copy of the models)."""
         from .memory_store import DATABASE_NAME as MEMORY_DB, MemoryStore
         from .sanctions import SanctionLog
 
-        root = Path(artifacts) if artifacts else artifacts_dir()
-        missing = [name for name, path in (("LLM adapters (notebook 02)", root / "adapters" / profile.name),
-                                           ("memory S-BERT (notebook 03)", root / MEMORY_DIR),
-                                           ("ethics S-BERT (notebook 04)", root / ETHICS_DIR))
-                   if not path.exists()]
-        if missing:
-            raise OhloraError(f"no trained {', '.join(missing)} in {root}",
-                              fix="run `make reproduce` first (or the named notebooks)")
-        llms = TaskModels.load(profile, adapters={task: root / "adapters" / profile.name / task for task in TASKS},
-                               dtype=inference_dtype() if dtype == "auto" else dtype,
-                               restrict_vocabulary=restrict_vocabulary)
-        retriever = load_retriever(root / MEMORY_DIR)
-        classifier = load_classifier(root / ETHICS_DIR)
-        databases = Path(databases) if databases else root
-        store = MemoryStore(databases / MEMORY_DB, user=user_id, clock=clock)
-        sanctions = SanctionLog(databases / SANCTIONS_DB, clock=clock)
-        return cls(llms, retriever, classifier, store, sanctions, user_id, clock, seed)
+        store = MemoryStore(Path(databases) / MEMORY_DB, user=user_id, clock=clock)
+        sanctions = SanctionLog(Path(databases) / SANCTIONS_DB, clock=clock)
+        return cls(models.llms, models.retriever, models.classifier, store, sanctions, user_id, clock, seed)
 
     # --- one turn -----------------------------------------------------------------------------------
 
@@ -207,6 +198,35 @@ class ChatEngine:
     def close(self) -> None:
         self.memory_store.close()
         self.sanction_log.close()
+
+
+@dataclass
+class ChatModels:
+    """What every chat turn reads, loaded once: the four task LLMs, the memory retriever, the ethics classifier."""
+    llms: TaskModels
+    retriever: object
+    classifier: object
+    artifacts: Path      # where they came from (the default folder of the databases)
+
+
+def load_chat_models(profile: Profile, artifacts: Path | None = None, restrict_vocabulary: bool = True,
+                     dtype="auto") -> ChatModels:
+    """The profile's trained adapters and S-BERT models from ``artifacts`` (default ``artifacts_dir()``)."""
+    from .ethics import MODEL_DIR_NAME as ETHICS_DIR, load_classifier
+    from .memory import MODEL_DIR_NAME as MEMORY_DIR, load_retriever
+
+    root = Path(artifacts) if artifacts else artifacts_dir()
+    missing = [name for name, path in (("LLM adapters (notebook 02)", root / "adapters" / profile.name),
+                                       ("memory S-BERT (notebook 03)", root / MEMORY_DIR),
+                                       ("ethics S-BERT (notebook 04)", root / ETHICS_DIR))
+               if not path.exists()]
+    if missing:
+        raise OhloraError(f"no trained {', '.join(missing)} in {root}",
+                          fix="run `make reproduce` first (or the named notebooks)")
+    llms = TaskModels.load(profile, adapters={task: root / "adapters" / profile.name / task for task in TASKS},
+                           dtype=inference_dtype() if dtype == "auto" else dtype,
+                           restrict_vocabulary=restrict_vocabulary)
+    return ChatModels(llms, load_retriever(root / MEMORY_DIR), load_classifier(root / ETHICS_DIR), root)
 
 
 def build_llm_input(prompt: str, memory: str | None, summary: str | None) -> str:

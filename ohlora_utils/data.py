@@ -94,8 +94,9 @@ def read_rows(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str,
     return rows
 
 
-def _validate(path: Path, columns: tuple[str, ...], check_row: Callable[[int, dict], list[Problem]],
+def validate_rows(path: Path, columns: tuple[str, ...], check_row: Callable[[int, dict], list[Problem]],
               unique: tuple[str, ...]) -> pd.DataFrame:
+    """Rows of ``path`` checked by ``check_row`` and for duplicates of ``unique``; index = line number."""
     rows = read_rows(path, columns)
     problems, seen = [], {}
     for line, row in rows:
@@ -159,15 +160,15 @@ def check_memory_row(line: int, row: dict) -> list[Problem]:
 
 
 def load_fine_tuning(path: Path = FINE_TUNING_CSV) -> pd.DataFrame:
-    return _validate(path, FINE_TUNING_COLUMNS, check_fine_tuning_row, unique=("input_data", "output_message"))
+    return validate_rows(path, FINE_TUNING_COLUMNS, check_fine_tuning_row, unique=("input_data", "output_message"))
 
 
 def load_ethics(path: Path = ETHICS_CSV) -> pd.DataFrame:
-    return _validate(path, ETHICS_COLUMNS, check_ethics_row, unique=("text",))
+    return validate_rows(path, ETHICS_COLUMNS, check_ethics_row, unique=("text",))
 
 
 def load_memory(path: Path = MEMORY_CSV) -> pd.DataFrame:
-    frame = _validate(path, MEMORY_COLUMNS, check_memory_row, unique=("message",))
+    frame = validate_rows(path, MEMORY_COLUMNS, check_memory_row, unique=("message",))
     frame["memory"] = [format_memory_item(k, v) for k, v in zip(frame["key"], frame["value"])]
     return frame
 

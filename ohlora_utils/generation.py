@@ -206,8 +206,12 @@ def rejection_reasons(task: str, generation: Generation, weekday: str | None = N
 def normalise(task: str, text: str) -> str | None:
     """The accepted answer as the chat uses it: memory → one ``[key: value]`` or None."""
     if task == "memory":
-        match = MEMORY_ITEM.search(text)
-        return format_memory_item(match.group(1), match.group(2)) if match else None
+        # an item whose key or value is only spaces ("[취미:  ]") is nothing to remember, not an item the
+        # store would refuse in the middle of a turn
+        for match in MEMORY_ITEM.finditer(text):
+            if match.group(1).strip() and match.group(2).strip():
+                return format_memory_item(match.group(1), match.group(2))
+        return None
     return text
 
 

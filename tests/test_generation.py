@@ -67,6 +67,16 @@ def test_memory_is_normalised_to_one_item():
     assert normalise("memory", "기억할 것 없음") is None
 
 
+@pytest.mark.parametrize("answer, item", [("[취미:  ]", None), ("[ : 등산]", None), ("[취미:  ] [직업: 간호사]", "[직업: 간호사]")])
+def test_a_memory_with_a_blank_key_or_value_is_nothing_to_remember(answer, item, tmp_path):
+    from ohlora_utils.memory_store import MemoryStore
+
+    assert normalise("memory", answer) == item
+    if item:  # what normalise lets through, the store takes
+        with MemoryStore(tmp_path / "m.sqlite") as store:
+            assert store.add(item).status == "added"
+
+
 def test_never_ending_generation_falls_back_after_the_tries(llms):
     """Untrained tiny adapters babble: every try misses the marker, then the original's fallback is used."""
     prompts = [TASKS["output_message"].prompt({"input_data": "로라야 오늘 뭐 해?"})] * 2
