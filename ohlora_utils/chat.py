@@ -212,13 +212,19 @@ class ChatModels:
 def load_chat_models(profile: Profile, artifacts: Path | None = None, restrict_vocabulary: bool = True,
                      dtype="auto") -> ChatModels:
     """The profile's trained adapters and S-BERT models from ``artifacts`` (default ``artifacts_dir()``)."""
-    from .ethics import MODEL_DIR_NAME as ETHICS_DIR, load_classifier
-    from .memory import MODEL_DIR_NAME as MEMORY_DIR, load_retriever
+    from .ethics import MODEL_DIR_NAME as ETHICS_DIR, THRESHOLDS_FILE, load_classifier
+    from .memory import MODEL_DIR_NAME as MEMORY_DIR, THRESHOLD_FILE, load_retriever
 
     root = Path(artifacts) if artifacts else artifacts_dir()
+    # the thresholds are part of each mechanism: without them the chat would fail at every turn (memory)
+    # or quietly judge with thresholds nobody chose for this model (ethics)
     missing = [name for name, path in (("LLM adapters (notebook 02)", root / "adapters" / profile.name),
                                        ("memory S-BERT (notebook 03)", root / MEMORY_DIR),
-                                       ("ethics S-BERT (notebook 04)", root / ETHICS_DIR))
+                                       (f"memory threshold {MEMORY_DIR}/{THRESHOLD_FILE} (notebook 03)",
+                                        root / MEMORY_DIR / THRESHOLD_FILE),
+                                       ("ethics S-BERT (notebook 04)", root / ETHICS_DIR),
+                                       (f"ethics thresholds {ETHICS_DIR}/{THRESHOLDS_FILE} (notebook 04)",
+                                        root / ETHICS_DIR / THRESHOLDS_FILE))
                if not path.exists()]
     if missing:
         raise OhloraError(f"no trained {', '.join(missing)} in {root}",

@@ -19,7 +19,8 @@ past the original where it failed its users; switch both off to reproduce it exa
 - ``follow_calendar``: day-relative keys (오늘 / 내일 / 모레 …) move with the calendar day they were saved
   on: a ``내일 일정`` saved yesterday is today's ``오늘 일정``; a ``오늘 일정`` or ``오늘 날씨`` of an earlier day
   is past — kept in the file (``rows(include_past=True)``) but no longer listed or retrieved.
-  Days are calendar days of the clock (midnight rolls them over).
+  Days are the conversation's days (``timeinfo.chat_day``): like time info, the hours before 04:00 still
+  belong to the previous day, so "내일" said at 01:00 rolls over at 04:00, not at midnight.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from .errors import OhloraError
 from .formats import format_memory_item, parse_memory_item
 from .paths import artifacts_dir
 from .storage import atomic_write_text, database_errors, open_database, transaction
+from .timeinfo import chat_day
 
 DATABASE_NAME = "memory.sqlite"   # under artifacts_dir(): every user's memories, one file
 DEFAULT_USER = "local"            # the user id of a single-user chat
@@ -125,7 +127,7 @@ class MemoryStore:
 
     def rows(self, include_past: bool = False) -> list[StoredMemory]:
         """This user's rows in the order they were saved (past day-relative rows only if asked)."""
-        today = self.clock().date()
+        today = chat_day(self.clock())
         with database_errors(self.path):
             fetched = self.connection.execute(
                 "SELECT id, key, value, created_at FROM memory_items WHERE user_id = ? ORDER BY id",
@@ -133,7 +135,7 @@ class MemoryStore:
         rows = []
         for row_id, key, value, created_at in fetched:
             created = datetime.fromisoformat(created_at)
-            current = key_on(key, created.date(), today) if self.follow_calendar else key
+            current = key_on(key, chat_day(created), today) if self.follow_calendar else key
             if current is not None or include_past:
                 rows.append(StoredMemory(row_id, self.user, key, value, created, current))
         return rows

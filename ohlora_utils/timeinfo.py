@@ -24,11 +24,19 @@ def has_time_word(text: str) -> bool:
     return any(word in text for word in TRIGGER_WORDS)
 
 
+def chat_day(now: datetime.datetime) -> datetime.date:
+    """The day a moment belongs to in conversation: 00:00–03:59 is still the previous day (its 저녁).
+
+    The one day boundary of the study: time info names this day, and the memory store moves 오늘 / 내일
+    keys with it, so "내일" said at 01:00 means the same day to both.
+    """
+    return (now - datetime.timedelta(hours=MORNING_START_HOUR)).date()
+
+
 def day_and_part(now: datetime.datetime) -> tuple[str, str]:
     """The (weekday, part of day) the prefix names, e.g. ``("토요일", "오후")``."""
     if now.hour < MORNING_START_HOUR:
-        previous_day = now - datetime.timedelta(days=1)
-        return WEEKDAYS_KO[previous_day.weekday()], "저녁"
+        return WEEKDAYS_KO[chat_day(now).weekday()], "저녁"
     evening_start = FRIDAY_EVENING_START_HOUR if now.weekday() == FRIDAY else EVENING_START_HOUR
     if now.hour < AFTERNOON_START_HOUR:
         part = "오전"

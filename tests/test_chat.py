@@ -172,3 +172,16 @@ def test_end_to_end_with_the_tiny_models(tiny_profile, tiny_adapters, tmp_path):
     assert result.reply is not None and result.expression is not None  # babble or the fallbacks
     assert all(1 <= tries <= 5 for tries in result.tries.values())
     engine.close()
+
+
+def test_loading_without_a_mechanisms_thresholds_is_a_clear_error(tiny_profile, tmp_path):
+    from ohlora_utils.chat import load_chat_models
+    from ohlora_utils.errors import OhloraError
+
+    for folder in ("adapters/tiny", "sbert_memory", "sbert_ethics"):
+        (tmp_path / folder).mkdir(parents=True)
+    with pytest.raises(OhloraError) as error:
+        load_chat_models(tiny_profile, tmp_path)
+    message = str(error.value)
+    assert "sbert_memory/threshold.json (notebook 03)" in message
+    assert "sbert_ethics/ethics_thresholds.json (notebook 04)" in message and "make reproduce" in message

@@ -7,6 +7,7 @@ import pytest
 
 from ohlora_utils.errors import OhloraError
 from ohlora_utils.memory_store import ManualClock, MemoryStore, key_on
+from ohlora_utils.timeinfo import add_time_info
 
 MONDAY_NOON = datetime(2025, 6, 2, 12, 0)
 
@@ -113,9 +114,22 @@ def test_key_on_moves_day_words_and_drops_past_days():
 def test_tomorrows_plan_saved_yesterday_is_todays_plan(tmp_path, clock):
     store = store_at(tmp_path, clock)
     store.add("[내일 일정: 치과 예약]")
-    clock.advance(hours=13)  # Tuesday 01:00: the calendar day has turned
+    clock.advance(hours=13)  # Tuesday 01:00: still Monday's evening to time info, so still tomorrow's plan
+    assert store.items() == ["[내일 일정: 치과 예약]"]
+    assert add_time_info("내일 뭐 있더라", clock()).startswith("(지금은 월요일 저녁)")
+    clock.advance(hours=3)   # Tuesday 04:00: the conversation's day has turned
     assert store.items() == ["[오늘 일정: 치과 예약]"]
     clock.advance(days=1)
+    assert store.items() == []
+
+
+def test_todays_weather_saved_late_in_the_evening_lasts_until_four_in_the_morning(tmp_path, clock):
+    store = store_at(tmp_path, clock)   # Monday 12:00
+    clock.advance(hours=11)
+    store.add("[오늘 날씨: 비]")         # Monday 23:00
+    clock.advance(hours=3)               # Tuesday 02:00: time info still says 월요일 저녁
+    assert store.items() == ["[오늘 날씨: 비]"]
+    clock.advance(hours=2)               # Tuesday 04:00
     assert store.items() == []
 
 

@@ -62,3 +62,12 @@ def test_every_minute_of_a_week_gets_exactly_one_band():
         assert part in ("오전", "오후", "저녁")
         seen.add((weekday, part))
     assert len(seen) == 21
+
+
+def test_the_conversations_day_turns_at_four_in_the_morning_for_time_info_and_memory_alike():
+    from ohlora_utils.timeinfo import chat_day
+
+    monday = datetime.datetime(2026, 11, 23)
+    assert chat_day(monday.replace(hour=23, minute=59)) == monday.date()
+    assert chat_day(monday + datetime.timedelta(days=1, hours=3, minutes=59)) == monday.date()
+    assert chat_day(monday + datetime.timedelta(days=1, hours=4)) == monday.date() + datetime.timedelta(days=1)
