@@ -7,9 +7,12 @@ without a manifest is unfinished and one whose files disagree with it is corrupt
 """
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -53,22 +56,83 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+AT_FDCWD, RENAME_EXCHANGE = -100, 2   # Linux renameat2: paths relative to the cwd; swap the two names
+
+
+def exchange_paths(first: Path, second: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    False where the system or file system cannot (then nothing changed); other failures raise OSError.
+    """
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second), RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(error, os.strerror(error), str(first))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's live process
+        return True
+    return True
+
+
+def clean_leftovers(target: Path) -> list[Path]:
+    """Remove what a killed ``atomic_dir`` left next to ``target``; restore ``target`` if it was mid-swap.
+
+    Leftovers carry their process id (``.NAME.PID.….tmp`` / ``.NAME.PID.old``), so a folder another live
+    process is still building is never touched. Returns the paths removed or restored.
+    """
+    target = Path(target)
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.(.*)$")
+    handled = []
+    for path in sorted(target.parent.glob(f".{target.name}.*")):
+        match = pattern.match(path.name)
+        if not match or _alive(int(match.group(1))):
+            continue
+        if match.group(2) == "old" and not target.exists():
+            os.replace(path, target)          # killed between the two renames of the fallback: undo
+        else:
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        handled.append(path)
+    return handled
+
+
 @contextmanager
 def atomic_dir(target: Path):
-    """Yield a temporary folder next to ``target``; on success it replaces ``target`` in one rename."""
+    """Yield a temporary folder next to ``target``; on success it takes ``target``'s place atomically.
+
+    An existing ``target`` is swapped with the new folder in one step (``exchange_paths``), so there is
+    no moment without it; where the system cannot swap, two renames are used and a kill between them is
+    undone by the next ``atomic_dir`` or ``clean_leftovers`` on the same target, which also removes
+    half-built folders of killed processes.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    clean_leftovers(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
     tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700
     try:
         yield tmp
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        if not target.exists():
+            os.replace(tmp, target)
+        elif exchange_paths(tmp, target):
+            shutil.rmtree(tmp, ignore_errors=True)   # tmp now holds the previous folder
+        else:
+            old = target.with_name(f".{target.name}.{os.getpid()}.old")
             os.replace(target, old)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

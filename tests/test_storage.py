@@ -1,9 +1,22 @@
 """Atomic writes and manifests: nothing half-written is ever visible, damage is detected."""
 import pytest
 
+import os
+import subprocess
+import sys
+
+from ohlora_utils import storage
 from ohlora_utils.storage import (
-    atomic_dir, atomic_write_text, manifest_problem, read_manifest, write_manifest,
+    atomic_dir, atomic_write_text, clean_leftovers, exchange_paths, manifest_problem, read_manifest, write_manifest,
 )
+
+
+@pytest.fixture(scope="module")
+def dead_pid():
+    """The id of a process that has ended (what a killed build leaves in its leftovers' names)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 def test_atomic_dir_appears_only_on_success(tmp_path):
@@ -23,6 +36,48 @@ def test_atomic_dir_replaces_an_existing_folder(tmp_path):
             (staging / "file.txt").write_text(content)
     assert (target / "file.txt").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["entry"]
+
+
+def test_an_existing_folder_is_swapped_in_one_step_so_it_never_goes_missing(tmp_path, monkeypatch):
+    target = tmp_path / "entry"
+    with atomic_dir(target) as staging:
+        (staging / "file.txt").write_text("old")
+    renames = []
+    real_replace = os.replace
+    monkeypatch.setattr(storage.os, "replace", lambda a, b: (renames.append((a, b)), real_replace(a, b)))
+    with atomic_dir(target) as staging:
+        (staging / "file.txt").write_text("new")
+    assert (target / "file.txt").read_text() == "new"
+    assert renames == []                   # renameat2(RENAME_EXCHANGE): no rename leaves a gap
+
+
+def test_exchange_swaps_two_folders(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    (first / "x").write_text("a"), (second / "x").write_text("b")
+    assert exchange_paths(first, second)
+    assert (first / "x").read_text() == "b" and (second / "x").read_text() == "a"
+
+
+def test_a_kill_between_the_two_fallback_renames_is_undone_on_the_next_use(tmp_path, dead_pid):
+    target = tmp_path / "entry"
+    old = tmp_path / f".entry.{dead_pid}.old"      # the target was renamed away, then the process died
+    old.mkdir()
+    (old / "file.txt").write_text("kept")
+    assert clean_leftovers(target) == [old]
+    assert (target / "file.txt").read_text() == "kept" and not old.exists()
+
+
+def test_half_built_folders_of_killed_processes_are_removed_and_live_ones_kept(tmp_path, dead_pid):
+    target = tmp_path / "model"
+    killed = tmp_path / f".model.{dead_pid}.abc123.tmp"
+    live = tmp_path / f".model.{os.getpid()}.def456.tmp"
+    killed.mkdir(), live.mkdir()
+    (killed / "weights.bin").write_bytes(b"x" * 100)
+    with atomic_dir(target) as staging:
+        (staging / "weights.bin").write_bytes(b"y")
+    assert not killed.exists() and live.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model", live.name])
 
 
 def test_atomic_write_text_leaves_no_temporary_files(tmp_path):
