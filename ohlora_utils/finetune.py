@@ -47,6 +47,7 @@ TARGET_MODULES = {"llama": LLAMA_STYLE, "gemma3_text": LLAMA_STYLE, "gpt_neox": 
 ADAPTER_META = "ohlora-adapter.json"   # provenance next to each adapter
 TRAINING_LOG = "training_log.csv"      # one row per epoch
 CHECKPOINTS = "checkpoints"            # resumable state while training; removed once the adapter is saved
+RUN_IDENTITY = "run-identity.json"     # next to the checkpoints: which run they belong to
 
 
 @dataclass
@@ -312,9 +313,16 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
     source = profile.llm_for(task)
     out_dir = Path(out_dir) if out_dir else adapter_dir(profile, task)
     work_dir = out_dir.with_name(out_dir.name + ".training")  # checkpoints + log while training
+    rows = epoch_rows(task, train, config)
+    identity = run_identity(task, source.key, config, rows, task_rows(task, valid))
+    if resume and work_dir.exists() and _stored_identity(work_dir) != identity:
+        print(f"[{task}] the checkpoint in {work_dir.name} is from another run (task, base model, settings or "
+              "data differ): starting over")
+        resume = False
     if not resume:
         shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(work_dir / RUN_IDENTITY, json.dumps(identity, ensure_ascii=False, indent=2))
 
     torch.manual_seed(config.seed)
     model, tokenizer = load_causal_lm(source)
@@ -326,7 +334,6 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
                       task_type="CAUSAL_LM")
     model = get_peft_model(model, lora)
 
-    rows = epoch_rows(task, train, config)
     rows_per_epoch = len(rows) // config.epochs   # more than len(train) when refusals repeat
     steps_per_epoch = math.ceil(rows_per_epoch / config.batch_size)
     args = SFTConfig(
@@ -377,6 +384,21 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
         atomic_write_text(staging / ADAPTER_META, json.dumps(meta, ensure_ascii=False, indent=2))
     shutil.rmtree(work_dir, ignore_errors=True)
     return TrainResult(task, out_dir, pd.read_csv(out_dir / TRAINING_LOG), seconds, trainer.state.global_step, meta)
+
+
+def run_identity(task: str, base_model: str, config: LoraTrainConfig, train_rows: list[dict],
+                 valid_rows: list[dict]) -> dict:
+    """What a checkpoint belongs to: only a run with the same identity may resume from it."""
+    rows = json.dumps([train_rows, valid_rows], ensure_ascii=False, sort_keys=True).encode("utf-8")
+    return {"task": task, "base_model": base_model, "config": asdict(config),
+            "rows_sha256": hashlib.sha256(rows).hexdigest()}
+
+
+def _stored_identity(work_dir: Path) -> dict | None:
+    try:
+        return json.loads((work_dir / RUN_IDENTITY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None   # none written (an older run) or unreadable: not resumable
 
 
 def _last_checkpoint(folder: Path) -> Path | None:

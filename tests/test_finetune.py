@@ -2,6 +2,8 @@
 import json
 import random
 
+from dataclasses import asdict
+
 import pytest
 import torch
 
@@ -118,7 +120,8 @@ def test_training_logs_every_epoch_and_saves_provenance(tiny_adapters, tiny_prof
         assert not (root / f"{task}.training").exists()  # checkpoints removed once saved
 
 
-def test_interrupted_training_resumes_from_its_checkpoint(tiny_profile, small_frame, tmp_path, monkeypatch):
+def interrupt_after_first_epoch(monkeypatch):
+    """Make the next train_task stop right after its epoch-1 checkpoint; returns the undo."""
     from transformers import TrainerCallback
 
     class StopAfterFirstEpoch(TrainerCallback):
@@ -136,15 +139,39 @@ def test_interrupted_training_resumes_from_its_checkpoint(tiny_profile, small_fr
 
         return Interrupted, log_class
 
-    config = task_config("summary", "quick", max_steps=-1, epochs=2)
     monkeypatch.setattr(finetune, "_trainer_class", interrupted_classes)
+    return lambda: monkeypatch.setattr(finetune, "_trainer_class", original)
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(tiny_profile, small_frame, tmp_path, monkeypatch, capsys):
+    config = task_config("summary", "quick", max_steps=-1, epochs=2)
+    undo = interrupt_after_first_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         train_task("summary", tiny_profile, config, small_frame, out_dir=tmp_path / "summary")
     assert not (tmp_path / "summary").exists()
     assert list((tmp_path / "summary.training" / "checkpoints").glob("checkpoint-*"))
-    monkeypatch.setattr(finetune, "_trainer_class", original)
+    undo()
     result = train_task("summary", tiny_profile, config, small_frame, out_dir=tmp_path / "summary")
     assert result.steps == 4 and list(result.log["epoch"]) == [1, 2]
+    assert "resuming from checkpoint-" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("change", ["settings", "data"])
+def test_a_checkpoint_of_another_run_is_not_resumed(tiny_profile, small_frame, tmp_path, monkeypatch, capsys, change):
+    config = task_config("summary", "quick", max_steps=-1, epochs=2)
+    undo = interrupt_after_first_epoch(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        train_task("summary", tiny_profile, config, small_frame, out_dir=tmp_path / "summary")
+    undo()
+    capsys.readouterr()
+    if change == "settings":
+        config = task_config("summary", "quick", max_steps=-1, epochs=2, learning_rate=5e-4)
+    else:
+        small_frame = small_frame.drop(small_frame.index[0])
+    result = train_task("summary", tiny_profile, config, small_frame, out_dir=tmp_path / "summary")
+    shown = capsys.readouterr().out
+    assert "from another run" in shown and "resuming from" not in shown
+    assert list(result.log["epoch"]) == [1, 2] and result.meta["config"] == asdict(config)
 
 
 def test_bad_requests_are_clear_errors(tiny_profile, small_frame):
