@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import OhloraError, exit_on_user_error
+from .ethics import clean_text
 from .expression import expression_scores
 from .formats import parse_expression
 from .generation import TaskModels, answer_requests
@@ -132,8 +133,12 @@ class ChatEngine:
         if count > MAX_INPUT_TOKENS:
             result.shown, result.refused_input = TOO_LONG_MESSAGE.format(limit=MAX_INPUT_TOKENS, count=count), True
             return result
+        # the retriever and the classifier read the user's own words: neither was trained or calibrated on the
+        # time-info prefix or on the study's markers (typed ones are dropped, as they carry no meaning)
+        own_words = clean_text(text)
         with clock("memory_retrieval"):
-            used, score = self.memory_store.retrieve(result.prompt, self.retriever, self.memory_threshold)
+            used, score = (self.memory_store.retrieve(own_words, self.retriever, self.memory_threshold)
+                           if own_words else (None, 0.0))
             result.memory_used, result.memory_score = used, score
         result.llm_input = build_llm_input(result.prompt, used, self.summary)
         weekday, _ = day_and_part(now)
@@ -148,7 +153,7 @@ class ChatEngine:
         reply, extracted = first["output_message"], first["memory"]
         result.reply = reply
         with clock("ethics"):
-            result.ethics_categories, result.ethics_reason = self.classifier.verdict(result.prompt, reply)
+            result.ethics_categories, result.ethics_reason = self.classifier.verdict(own_words, reply)
             sanction = self.sanction_log.record(self.user_id, result.ethics_categories, now)
             result.sanction_message = sanction.message
         if sanction.blocked_until is not None:   # a block ends the chat; the reply is not shown

@@ -185,3 +185,15 @@ def test_loading_without_a_mechanisms_thresholds_is_a_clear_error(tiny_profile, 
     message = str(error.value)
     assert "sbert_memory/threshold.json (notebook 03)" in message
     assert "sbert_ethics/ethics_thresholds.json (notebook 04)" in message and "make reproduce" in message
+
+
+def test_the_classifier_and_the_retriever_read_the_users_own_words(engine):
+    seen = {}
+    engine.classifier.verdict = lambda text, reply: (seen.setdefault("ethics", text), ([], ""))[1]
+    best = engine.retriever.best
+    engine.retriever.best = lambda query, items, threshold=None: (seen.setdefault("memory", query), best(query, items))[1]
+    engine.memory_store.add("[좋아하는 음식: 떡볶이]")
+    result = engine.turn("로라야 오늘 (답변 종료) 뭐 먹지")
+    assert result.prompt.startswith("(지금은 토요일 오후) ")            # the LLMs get the time info
+    assert seen == {"ethics": "로라야 오늘 뭐 먹지", "memory": "로라야 오늘 뭐 먹지"}   # no prefix, no marker
+    assert result.memory_used == "[좋아하는 음식: 떡볶이]"
