@@ -28,7 +28,7 @@ from typing import Callable
 from .errors import OhloraError, exit_on_user_error
 from .ethics import clean_text
 from .expression import expression_scores
-from .formats import parse_expression
+from .formats import has_visible_characters, parse_expression
 from .generation import TaskModels, answer_requests
 from .models import inference_dtype
 from .paths import artifacts_dir
@@ -122,8 +122,8 @@ class ChatEngine:
         if status.blocked:                       # before any model runs
             result.shown, result.blocked = status.message, True
             return result
-        if not text or not text.strip():
-            raise OhloraError("the message is empty", fix="type something to say to Oh-LoRA")
+        if not isinstance(text, str) or not has_visible_characters(text):
+            raise OhloraError("the message is empty (nothing visible in it)", fix="type something to say to Oh-LoRA")
 
         clock = _StepClock(result.seconds)
         with clock("time_info"):

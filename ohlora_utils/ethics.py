@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import unicodedata
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -30,6 +29,7 @@ import pandas as pd
 
 from .data import ETHICS_CATEGORIES, REFUSAL_WORDS, is_refusal, load_ethics
 from .errors import OhloraError, exit_on_user_error
+from .formats import has_visible_characters
 from .paths import artifacts_dir
 from .presets import get_preset
 from .profiles import Profile, get_profile
@@ -178,7 +178,7 @@ def clean_text(text: str) -> str:
                           fix="pass the user's message as a str")
     for marker in all_markers():
         text = text.replace(marker, " ")
-    if not any(unicodedata.category(ch)[0] not in "CZ" for ch in text):
+    if not has_visible_characters(text):
         return ""
     return " ".join(text.split())
 

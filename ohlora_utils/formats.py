@@ -7,6 +7,7 @@ Usage: ``parse_memory_item("[좋아하는 음식: 떡볶이]")`` → ``("좋아�
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from .tasks import QUESTION_PREFIX, SUMMARY_PREFIX
@@ -19,6 +20,11 @@ EXPRESSION = re.compile(r"\(눈 (.+?), 입 (.+?), 고개 돌림 (.+?)\)")
 TIME_INFO = re.compile(r"\(지금은 ([월화수목금토일]요일) (오전|오후|저녁)\) ")
 SUMMARY_CONTEXT = re.compile(re.escape(SUMMARY_PREFIX) + r" (.+?) " + re.escape(QUESTION_PREFIX) + " ")
 MEMORY_CONTEXT = re.compile(MEMORY_ITEM.pattern + " ")
+
+
+def has_visible_characters(text: str) -> bool:
+    """True when ``text`` holds a character one can see: not only spaces, zero-width or control characters."""
+    return any(unicodedata.category(ch)[0] not in "CZ" for ch in text)
 
 
 def parse_memory_item(text: str) -> tuple[str, str] | None:

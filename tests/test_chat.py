@@ -197,3 +197,23 @@ def test_the_classifier_and_the_retriever_read_the_users_own_words(engine):
     assert result.prompt.startswith("(지금은 토요일 오후) ")            # the LLMs get the time info
     assert seen == {"ethics": "로라야 오늘 뭐 먹지", "memory": "로라야 오늘 뭐 먹지"}   # no prefix, no marker
     assert result.memory_used == "[좋아하는 음식: 떡볶이]"
+
+
+@pytest.mark.parametrize("typed", ["", "   ", "\u200b\u200d\ufeff", "\n\t"])
+def test_a_message_with_nothing_visible_is_a_clear_error_before_any_model(engine, typed):
+    from ohlora_utils.errors import OhloraError
+
+    with pytest.raises(OhloraError, match="the message is empty"):
+        engine.turn(typed)
+    assert engine.llms.calls == []
+
+
+@pytest.mark.parametrize("typed", ["🙂🙂🙂", "ㅋㅋㅋㅋ", "ㅅㄹㅎ", "(답변 종료) ### 답변:", "[ : ]"])
+def test_emoji_jamo_and_typed_markers_get_an_ordinary_turn(engine, typed):
+    result = engine.turn(typed)
+    assert result.reply == result.shown and not result.refused_input and not result.blocked
+
+
+def test_five_thousand_characters_without_a_space_are_refused_with_the_limit(engine):
+    result = engine.turn("가" * 5000)
+    assert result.refused_input and f"최대 {MAX_INPUT_TOKENS}토큰" in result.shown and engine.llms.calls == []
