@@ -11,6 +11,7 @@ Row numbers are the file's line numbers (the header is line 1), so an editor jum
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -68,27 +69,63 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def _undecodable(path: Path, raw: bytes) -> list[Problem]:
+    """Where ``raw`` is not UTF-8, or holds a NUL byte: the line and the character on that line."""
+    problems = []
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        good = raw[:error.start].decode("utf-8-sig", errors="replace")
+        line, column = good.count("\n") + 1, len(good) - good.rfind("\n")
+        return [Problem(line, f"(character {column})",
+                        f"byte 0x{raw[error.start]:02x} is not UTF-8: save the file as UTF-8")]
+    for line, content in enumerate(text.split("\n"), start=1):
+        if "\0" in content:
+            problems.append(Problem(line, f"(character {content.index(chr(0)) + 1})",
+                                    "holds a NUL byte (a damaged or binary file?)"))
+    return problems
+
+
 def read_rows(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    """``(line number, row)`` pairs; a missing file, wrong header or ragged row is a DataValidationError."""
+    """``(line number, row)`` pairs; a missing file, wrong header or ragged row is a DataValidationError.
+
+    So is a file that is not UTF-8, holds a NUL byte, or has a quote that is never closed: each is named
+    by its line, so the problem can be found in an editor.
+    """
     path = Path(path)
     if not path.is_file():
         raise OhloraError(f"dataset file {_shown(path)} does not exist",
                           fix="restore it from git (git checkout -- data/)")
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
+    raw = path.read_bytes()
+    if problems := _undecodable(path, raw):
+        raise DataValidationError(path, problems)
+    reader = csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline=""), strict=True)
+    try:
         header = next(reader, [])
-        if tuple(header) != columns:
-            raise DataValidationError(path, [Problem(1, "(header)",
-                                                     f"expected columns {', '.join(columns)}; found {', '.join(header)}")])
-        rows, problems = [], []
-        for cells in reader:
-            line = reader.line_num
-            if not any(cell.strip() for cell in cells):
-                continue
-            if len(cells) != len(columns):
-                problems.append(Problem(line, "(all)", f"has {len(cells)} cells, expected {len(columns)}"))
-                continue
-            rows.append((line, dict(zip(columns, cells))))
+    except csv.Error as error:
+        raise DataValidationError(path, [Problem(1, "(header)", f"is not valid CSV: {error}")]) from None
+    if tuple(header) != columns:
+        raise DataValidationError(path, [Problem(1, "(header)",
+                                                 f"expected columns {', '.join(columns)}; found {', '.join(header)}")])
+    rows, problems = [], []
+    while True:
+        started = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            what = ("a quote opened here is never closed" if "unexpected end of data" in str(error)
+                    else f"is not valid CSV: {error}")
+            problems.append(Problem(started, "(all)", what))
+            break
+        line = reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) != len(columns):
+            problems.append(Problem(line, "(all)", f"has {len(cells)} cells, expected {len(columns)}"))
+            continue
+        rows.append((line, dict(zip(columns, cells))))
     if problems:
         raise DataValidationError(path, problems)
     return rows

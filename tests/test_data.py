@@ -98,6 +98,21 @@ def test_wrong_header_and_ragged_rows(tmp_path):
     assert problems[0].line == 2 and "has 2 cells" in problems[0].message
 
 
+@pytest.mark.parametrize("content, line, column, fragment", [
+    ("text,category,split\n안녕,일반,train\n잘 ".encode("utf-8") + b"\xff" + "자,일반,train\n".encode("utf-8"), 3,
+     "(character 3)", "not UTF-8"),
+    ("text,category,split\n안녕,일반,train\n밥\0먹자,일반,train\n".encode("utf-8"), 3, "(character 2)", "NUL byte"),
+    ('text,category,split\n안녕,일반,train\n"열린 따옴표,일반,train\n좋아,일반,train\n'.encode("utf-8"), 3, "(all)",
+     "never closed"),
+])
+def test_damaged_csv_files_name_the_line_and_the_place(tmp_path, content, line, column, fragment):
+    path = tmp_path / "damaged.csv"
+    path.write_bytes(content)
+    problems, message = problems_of(load_ethics, path)
+    assert (problems[0].line, problems[0].column) == (line, column) and fragment in problems[0].message
+    assert "damaged.csv" in message
+
+
 def test_missing_file_says_how_to_restore(tmp_path):
     with pytest.raises(OhloraError, match="does not exist.*git checkout"):
         load_memory(tmp_path / "nope.csv")
