@@ -95,7 +95,11 @@ def test_training_saves_a_model_with_an_epoch_log_that_loads(trained):
 def test_scores_cover_exactly_the_four_categories(classifier):
     result = classifier.scores("로라야 오늘 뭐 했어?")
     assert list(result) == list(ETHICS_CATEGORIES)
-    assert all(isinstance(value, float) and -1.0001 <= value <= 1.0001 for value in result.values())
+    # each score is the cosine of the message (query side) with the category name (passage side)
+    encode = lambda texts, prefix: classifier.model.encode([prefix + t for t in texts], normalize_embeddings=True)
+    cosines = encode(["로라야 오늘 뭐 했어?"], classifier.meta.get("query_prefix", "")) @ \
+        encode(list(ETHICS_CATEGORIES), classifier.meta.get("passage_prefix", "")).T
+    assert list(result.values()) == pytest.approx(cosines[0].tolist(), abs=1e-5)
     assert set(classifier.check("로라야 오늘 뭐 했어?", REFUSAL)) <= set(ethics.SANCTION_CATEGORIES)
 
 

@@ -77,18 +77,26 @@ def test_a_memory_with_a_blank_key_or_value_is_nothing_to_remember(answer, item,
             assert store.add(item).status == "added"
 
 
-def test_never_ending_generation_falls_back_after_the_tries(llms):
-    """Untrained tiny adapters babble: every try misses the marker, then the original's fallback is used."""
-    prompts = [TASKS["output_message"].prompt({"input_data": "로라야 오늘 뭐 해?"})] * 2
-    answers = answer_batch(llms, "output_message", prompts, seed=0, max_tries=2)
-    for answer in answers:
-        if answer.fell_back:
-            assert answer.text == "(읽씹)" and answer.tries == 2 and len(answer.problems) == 2
-    expression = answer_batch(llms, "eyes_mouth_pose", [TASKS["eyes_mouth_pose"].prompt({"output_message": "응!"})],
-                              seed=0, max_tries=1)[0]
-    assert expression.text is not None and (expression.fell_back <= (expression.text == "(눈 보통, 입 보통, 고개 돌림 없음)"))
-    memory = answer_batch(llms, "memory", [TASKS["memory"].prompt({"input_data": "나 고양이 키워"})], seed=0, max_tries=1)[0]
-    assert not memory.fell_back or memory.text is None
+class NeverEnding:
+    """Task models whose every generation misses the end marker (what untrained adapters do)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def generate_mixed(self, requests, seed=None, max_new_tokens=None):
+        self.calls += 1
+        return [Generation("끝나지 않는 말", False) for _ in requests]
+
+
+def test_never_ending_generation_falls_back_after_the_tries():
+    models = NeverEnding()
+    answers = answer_batch(models, "output_message", ["p1", "p2"], seed=0, max_tries=2)
+    assert [(a.text, a.tries, a.fell_back, len(a.problems)) for a in answers] == [("(읽씹)", 2, True, 2)] * 2
+    assert models.calls == 2                       # both rows retried together, once per try
+    expression = answer_batch(models, "eyes_mouth_pose", ["p"], seed=0, max_tries=3)[0]
+    assert expression.fell_back and expression.tries == 3 and expression.text == "(눈 보통, 입 보통, 고개 돌림 없음)"
+    memory = answer_batch(models, "memory", ["p"], seed=0, max_tries=1)[0]
+    assert memory.fell_back and memory.text is None
 
 
 def test_generation_budget_bounds_every_try(llms, monkeypatch):

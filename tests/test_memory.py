@@ -157,7 +157,10 @@ def test_retriever_scores_each_item_and_uses_the_saved_threshold(trained):
     assert retriever.threshold == 0.5
     items = ["[좋아하는 음식: 떡볶이]", "[내일 일정: 치과]", "[취미: 등산]"]
     scores = retriever.scores("로라야 점심 뭐 먹지?", items)
-    assert len(scores) == 3 and all(-1.0001 <= s <= 1.0001 for s in scores)
+    encode = lambda texts, prefix: retriever.model.encode([prefix + t for t in texts], normalize_embeddings=True)
+    cosines = encode(["로라야 점심 뭐 먹지?"], retriever.meta.get("query_prefix", "")) @ \
+        encode(items, retriever.meta.get("passage_prefix", "")).T
+    assert scores == pytest.approx(cosines[0].tolist(), abs=1e-5)   # message (query) with each item (passage)
     item, score = retriever.best("로라야 점심 뭐 먹지?", items, threshold=-1.0)
     assert item == items[int(np.argmax(scores))] and score == pytest.approx(max(scores))
     assert retriever.best("로라야 점심 뭐 먹지?", items, threshold=1.01) == (None, pytest.approx(max(scores)))

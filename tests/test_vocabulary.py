@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from ohlora_utils.errors import OhloraError
+from ohlora_utils.formats import parse_expression
 from ohlora_utils.generation import TaskModels, answer_batch
 from ohlora_utils.models import load_causal_lm
 from ohlora_utils.profiles import TINY_LLAMA, TINY_NEOX
@@ -75,5 +76,9 @@ def test_guarded_answers_run_on_restricted_task_models(tiny_profile, tiny_adapte
                            restrict_vocabulary=True)
     assert all(isinstance(model.get_base_model().get_output_embeddings(), RestrictedOutputLayer)
                for model in llms.models.values())
-    answers = answer_batch(llms, "eyes_mouth_pose", ["(눈 보통" * 3], seed=0, max_tries=1)
-    assert len(answers) == 1 and answers[0].tries == 1
+    [answer] = answer_batch(llms, "eyes_mouth_pose", ["(눈 보통" * 3], seed=0, max_tries=2)
+    assert answer.tries == len(answer.attempts) and 1 <= answer.tries <= 2
+    if answer.fell_back:   # the untrained tiny adapter usually babbles: the fallback after both tries
+        assert answer.tries == 2 and answer.text == "(눈 보통, 입 보통, 고개 돌림 없음)"
+    else:
+        assert parse_expression(answer.text) is not None
