@@ -37,7 +37,7 @@ from .models import load_causal_lm
 from .paths import artifacts_dir
 from .presets import get_preset
 from .profiles import ModelSource, Profile
-from .storage import atomic_dir, atomic_write_text
+from .storage import atomic_dir, atomic_write_text, manifest_problem, read_manifest, write_manifest
 from .tasks import TASK_NAMES, TASKS, all_markers
 
 # Modules LoRA adapts, per architecture: the original's for Kanana (Llama) and Polyglot-Ko (GPT-NeoX);
@@ -382,6 +382,7 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
         tokenizer.save_pretrained(staging)
         shutil.copy(log_path, staging / TRAINING_LOG)
         atomic_write_text(staging / ADAPTER_META, json.dumps(meta, ensure_ascii=False, indent=2))
+        write_manifest(staging, kind="adapter")
     shutil.rmtree(work_dir, ignore_errors=True)
     return TrainResult(task, out_dir, pd.read_csv(out_dir / TRAINING_LOG), seconds, trainer.state.global_step, meta)
 
@@ -413,8 +414,15 @@ def _versions() -> dict:
 
 
 def read_adapter_meta(folder: Path) -> dict:
+    """The provenance of a trained adapter; a clear error when it is absent, damaged or unreadable."""
     path = Path(folder) / ADAPTER_META
     if not path.is_file():
         raise OhloraError(f"no trained adapter in {folder}",
                           fix="train it first: run notebook 02 (make reproduce), or pass the right folder")
-    return json.loads(path.read_text(encoding="utf-8"))
+    retrain = "delete the folder and train it again (notebook 02, or make reproduce)"
+    if read_manifest(folder) is not None and (problem := manifest_problem(folder)):
+        raise OhloraError(f"the adapter in {folder} is damaged: {problem}", fix=retrain)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as cause:
+        raise OhloraError(f"the adapter in {folder} has an unreadable {ADAPTER_META} ({cause})", fix=retrain) from None

@@ -111,9 +111,17 @@ class TaskModels:
             base, tokenizer = load_causal_lm(source, dtype)
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
-            model = PeftModel.from_pretrained(base, str(adapters[served[0]]), adapter_name=served[0])
-            for task in served[1:]:
-                model.load_adapter(str(adapters[task]), adapter_name=task)
+            model = None
+            for task in served:
+                try:
+                    if model is None:
+                        model = PeftModel.from_pretrained(base, str(adapters[task]), adapter_name=task)
+                    else:
+                        model.load_adapter(str(adapters[task]), adapter_name=task)
+                except Exception as cause:  # a damaged adapter file surfaces as any of several library errors
+                    raise OhloraError(f"the {task} adapter in {adapters[task]} could not be loaded "
+                                      f"({type(cause).__name__}: {cause})",
+                                      fix="delete the folder and train it again (notebook 02, or make reproduce)") from None
             model.eval()
             if restrict_vocabulary:
                 restrict_output_layer(model.get_base_model(), study_token_ids(tokenizer))

@@ -23,7 +23,7 @@ import pandas as pd
 
 from .errors import OhloraError
 from .profiles import Profile
-from .storage import atomic_dir, write_manifest
+from .storage import atomic_dir, manifest_problem, write_manifest
 
 SBERT_META = "ohlora-sbert.json"    # prefixes + provenance, next to the saved model
 TRAINING_LOG = "training_log.csv"   # one row per epoch: train loss, valid loss, valid Pearson
@@ -141,10 +141,13 @@ def load_trained_sbert(model_dir: Path):
     if not meta_path.is_file():
         raise OhloraError(f"no trained S-BERT model in {model_dir}",
                           fix="run its notebook first (make reproduce), or point to the right folder")
+    if problem := manifest_problem(model_dir):
+        raise OhloraError(f"the S-BERT model in {model_dir} is damaged: {problem}",
+                          fix="delete the folder and train it again (its notebook, or make reproduce)")
     hf_logging.set_verbosity_error()
     try:
         model = SentenceTransformer(str(model_dir), device="cpu")
-    except (OSError, ValueError) as cause:
-        raise OhloraError(f"the S-BERT model in {model_dir} could not be loaded ({cause})",
-                          fix="delete the folder and train it again") from None
+    except Exception as cause:  # a damaged file surfaces as any of several library errors
+        raise OhloraError(f"the S-BERT model in {model_dir} could not be loaded ({type(cause).__name__}: {cause})",
+                          fix="delete the folder and train it again (its notebook, or make reproduce)") from None
     return model, json.loads(meta_path.read_text(encoding="utf-8"))

@@ -150,7 +150,8 @@ def write_manifest(folder: Path, **facts) -> dict:
     """Record every file's size and sha256 (plus ``facts``) as the folder's last file."""
     folder = Path(folder)
     files = {
-        str(path.relative_to(folder)): {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+        str(path.relative_to(folder)): {"bytes": path.stat().st_size, "sha256": sha256_file(path),
+                                        "xxh3": xxh3_file(path)}
         for path in sorted(folder.rglob("*"))
         if path.is_file() and path.name != MANIFEST_NAME
     }
@@ -169,8 +170,24 @@ def read_manifest(folder: Path) -> dict | None:
         return {"files": None}  # unreadable manifest: reported as corrupt by manifest_problem
 
 
+def xxh3_file(path: Path, chunk_bytes: int = 1 << 22) -> str:
+    """A fast whole-file checksum (xxh3, several GB/s): cheap enough to check at every load."""
+    import xxhash
+
+    digest = xxhash.xxh3_64()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def manifest_problem(folder: Path, deep: bool = False) -> str | None:
-    """None when ``folder`` matches its manifest; else what is wrong (sizes always, sha256 when ``deep``)."""
+    """None when ``folder`` matches its manifest; else what is wrong.
+
+    Always: every file present with its size and its xxh3 stamp (a file damaged in place, same size, is
+    caught at load); with ``deep`` also its sha256. Manifests written before the stamp existed are checked
+    by size only.
+    """
     folder = Path(folder)
     manifest = read_manifest(folder)
     if manifest is None:
@@ -183,6 +200,8 @@ def manifest_problem(folder: Path, deep: bool = False) -> str | None:
             return f"{name} is missing"
         if path.stat().st_size != expected["bytes"]:
             return f"{name} has {path.stat().st_size} bytes, expected {expected['bytes']}"
+        if "xxh3" in expected and xxh3_file(path) != expected["xxh3"]:
+            return f"{name} is damaged (its content no longer matches its checksum)"
         if deep and sha256_file(path) != expected["sha256"]:
             return f"{name} does not match its sha256"
     return None

@@ -14,6 +14,7 @@ from ohlora_utils.data import ETHICS_CATEGORIES, load_ethics
 from ohlora_utils.errors import OhloraError
 from ohlora_utils.ethics import GENERAL, INSULT, LOVE, ORIGINAL_THRESHOLDS, POLITICS
 from ohlora_utils.sbert import SBERT_META, SbertTrainConfig
+from ohlora_utils.storage import write_manifest
 
 REFUSAL = "미안, 그건 좀 부담스러워"
 FRIENDLY = "좋아! 같이 해 보자 😊"
@@ -103,6 +104,17 @@ def test_scores_cover_exactly_the_four_categories(classifier):
     assert set(classifier.check("로라야 오늘 뭐 했어?", REFUSAL)) <= set(ethics.SANCTION_CATEGORIES)
 
 
+def test_a_damaged_model_folder_is_a_clear_error_naming_it(trained, tmp_path):
+    copy = tmp_path / "sbert_ethics"
+    shutil.copytree(trained[0], copy)
+    weights = next(copy.rglob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF                           # damaged in place, same size
+    weights.write_bytes(bytes(data))
+    with pytest.raises(OhloraError, match=f"{copy}.*damaged.*train it again"):
+        ethics.load_classifier(copy)
+
+
 def test_missing_or_foreign_model_is_a_clear_error(trained, tmp_path):
     with pytest.raises(OhloraError, match="no trained S-BERT model"):
         ethics.load_classifier(tmp_path / "nothing")
@@ -110,6 +122,7 @@ def test_missing_or_foreign_model_is_a_clear_error(trained, tmp_path):
     shutil.copytree(trained[0], foreign)
     meta = json.loads((foreign / SBERT_META).read_text(encoding="utf-8"))
     (foreign / SBERT_META).write_text(json.dumps({**meta, "task": "memory"}), encoding="utf-8")
+    write_manifest(foreign, kind="sbert")              # an intact model, only of the other mechanism
     with pytest.raises(OhloraError, match="not the ethics classifier"):
         ethics.load_classifier(foreign)
 

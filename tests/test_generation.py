@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from ohlora_utils.errors import OhloraError
+from ohlora_utils.storage import write_manifest
 from ohlora_utils.generation import (EndMarkerStop, Generation, TaskModels, answer_batch, normalise,
                                      rejection_reasons)
 from ohlora_utils.llm_metrics import LIST_START, character_f1, evaluate_tasks
@@ -115,6 +116,21 @@ def test_generation_budget_bounds_every_try(llms, monkeypatch):
     assert lengths == [5]  # the babbling tiny model never ends by itself: the budget stops it
 
 
+@pytest.mark.parametrize("manifest", [True, False])
+def test_a_damaged_adapter_is_a_clear_error_naming_its_folder(tiny_profile, tiny_adapters, tmp_path, manifest):
+    import shutil
+
+    root, _ = tiny_adapters
+    for task in TASK_NAMES:
+        shutil.copytree(root / task, tmp_path / task)
+    if not manifest:   # an adapter saved before adapters had manifests: the library's error is translated
+        (tmp_path / "memory" / "ohlora-manifest.json").unlink()
+    weights = tmp_path / "memory" / "adapter_model.safetensors"
+    weights.write_bytes(b"\0" * weights.stat().st_size)  # same size, nothing readable
+    with pytest.raises(OhloraError, match=f"{tmp_path / 'memory'}.*(damaged|could not be loaded).*train it again"):
+        TaskModels.load(tiny_profile, adapters={task: tmp_path / task for task in TASK_NAMES})
+
+
 def test_adapter_trained_on_another_base_model_is_refused(tiny_profile, tiny_adapters, tmp_path):
     root, _ = tiny_adapters
     import shutil
@@ -124,6 +140,7 @@ def test_adapter_trained_on_another_base_model_is_refused(tiny_profile, tiny_ada
     meta = json.loads((foreign / "ohlora-adapter.json").read_text())
     meta["base_model"] = "gemma-3-270m"
     (foreign / "ohlora-adapter.json").write_text(json.dumps(meta))
+    write_manifest(foreign, kind="adapter")           # an intact adapter, only of another base model
     with pytest.raises(OhloraError, match="trained on gemma-3-270m.*runs memory on tiny-gpt-neox"):
         TaskModels.load(tiny_profile, adapters={"memory": foreign})
 

@@ -40,6 +40,15 @@ def test_damaged_cache_is_reported_on_load_and_rebuilt_by_provisioning(fake_buil
     assert (folder / "weights.bin").read_bytes() == b"0123456789"
 
 
+def test_a_cache_file_damaged_in_place_with_the_same_size_is_caught_at_load(fake_builder):
+    folder = models.ensure_model(FAKE)
+    (folder / "weights.bin").write_bytes(b"0123456788")   # one byte changed, same size
+    with pytest.raises(OhloraError, match="damaged.*weights.bin.*make provision"):
+        models._require_local(FAKE)
+    models.ensure_model(FAKE)
+    assert len(fake_builder) == 2 and (folder / "weights.bin").read_bytes() == b"0123456789"
+
+
 def test_changed_fingerprint_rebuilds(fake_builder, monkeypatch):
     models.ensure_model(FAKE)
     monkeypatch.setitem(models.BUILDERS, FAKE.key, (models.BUILDERS[FAKE.key][0], lambda: "v2"))

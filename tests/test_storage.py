@@ -1,6 +1,7 @@
 """Atomic writes and manifests: nothing half-written is ever visible, damage is detected."""
 import pytest
 
+import json
 import os
 import subprocess
 import sys
@@ -96,7 +97,13 @@ def test_manifest_detects_missing_resized_and_altered_files(tmp_path):
     assert read_manifest(tmp_path)["fingerprint"] == "abc"
     assert manifest_problem(tmp_path, deep=True) is None
 
-    (tmp_path / "w.bin").write_bytes(b"4321")  # same size, other bytes: only the deep check sees it
+    (tmp_path / "w.bin").write_bytes(b"4321")  # same size, other bytes: the quick xxh3 stamp sees it too
+    assert "w.bin is damaged" in manifest_problem(tmp_path)
+    assert "w.bin is damaged" in manifest_problem(tmp_path, deep=True)
+    manifest = read_manifest(tmp_path)               # a manifest from before the stamp: sha256 only when deep
+    for entry in manifest["files"].values():
+        del entry["xxh3"]
+    atomic_write_text(tmp_path / "ohlora-manifest.json", json.dumps(manifest))
     assert manifest_problem(tmp_path) is None
     assert "sha256" in manifest_problem(tmp_path, deep=True)
     (tmp_path / "w.bin").write_bytes(b"12")
