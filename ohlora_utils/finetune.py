@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from .augment import SynonymAugmenter
 from .data import FINE_TUNING_CSV, is_refusal, load_fine_tuning
+from .devices import trainer_device_args
 from .errors import OhloraError
 from .models import load_causal_lm
 from .paths import artifacts_dir
@@ -341,7 +342,7 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=max(8, config.batch_size),
         learning_rate=config.learning_rate, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0,
         optim="adamw_torch", max_length=config.max_length, completion_only_loss=True,
-        bf16=False, fp16=False, activation_checkpointing=False, use_cpu=True, seed=config.seed,
+        **trainer_device_args(), activation_checkpointing=False, seed=config.seed,
         data_seed=config.seed, logging_steps=1, eval_strategy="steps", eval_steps=steps_per_epoch,
         save_strategy="steps", save_steps=steps_per_epoch, save_total_limit=1, report_to=[],
         dataloader_num_workers=0, disable_tqdm=False, dataset_num_proc=None, prediction_loss_only=True,
@@ -426,3 +427,30 @@ def read_adapter_meta(folder: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except ValueError as cause:
         raise OhloraError(f"the adapter in {folder} has an unreadable {ADAPTER_META} ({cause})", fix=retrain) from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train task adapters from the command line; the same entry point runs under ``accelerate launch``."""
+    import argparse
+
+    from .errors import exit_on_user_error
+    from .profiles import get_profile
+
+    parser = argparse.ArgumentParser(prog="python -m ohlora_utils.finetune",
+                                     description="Train the LoRA adapters of the four tasks (notebook 02 does the same).")
+    parser.add_argument("--profile", default=None, help="embedded | paper | tiny (default: $OHLORA_PROFILE)")
+    parser.add_argument("--preset", default="", help="quick | default | paper (default: $OHLORA_PRESET)")
+    parser.add_argument("--task", action="append", choices=TASK_NAMES, help="a task to train (repeatable; default all)")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop each task after this many steps")
+    parser.add_argument("--out", type=Path, default=None, help="folder for the adapters (default: artifacts/adapters/PROFILE)")
+    args = parser.parse_args(argv)
+    with exit_on_user_error(parser.prog):
+        profile = get_profile(args.profile)
+        for task in args.task or TASK_NAMES:
+            config = task_config(task, args.preset, max_steps=args.max_steps)
+            result = train_task(task, profile, config, out_dir=(args.out / task) if args.out else None)
+            print(f"[{task}] {result.steps} steps in {result.seconds:.0f} s → {result.adapter_dir}")
+
+
+if __name__ == "__main__":
+    main()

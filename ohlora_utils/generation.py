@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from .devices import compute_device
 from .errors import OhloraError
 from .finetune import adapter_dir, read_adapter_meta
 from .formats import MEMORY_ITEM, format_memory_item, parse_expression
@@ -60,7 +61,7 @@ class RowTemperature:
         self.temperatures = torch.tensor(temperatures).unsqueeze(1)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        return scores / self.temperatures.to(scores.dtype)
+        return scores / self.temperatures.to(device=scores.device, dtype=scores.dtype)
 
 
 @dataclass
@@ -96,6 +97,7 @@ class TaskModels:
         from .vocabulary import restrict_output_layer, study_token_ids
 
         adapters = adapters or {task: adapter_dir(profile, task) for task in tasks}
+        device = compute_device()
         models, tokenizers = {}, {}
         for source in profile.llm_sources():
             served = [task for task in profile.tasks_of(source) if task in adapters]
@@ -122,7 +124,7 @@ class TaskModels:
                     raise OhloraError(f"the {task} adapter in {adapters[task]} could not be loaded "
                                       f"({type(cause).__name__}: {cause})",
                                       fix="delete the folder and train it again (notebook 02, or make reproduce)") from None
-            model.eval()
+            model.eval().to(device)
             if restrict_vocabulary:
                 restrict_output_layer(model.get_base_model(), study_token_ids(tokenizer))
             for task in served:
@@ -170,7 +172,8 @@ class TaskModels:
         tasks = [task for task, _, _ in rows]
         model, tokenizer = self.models[tasks[0]], self.tokenizers[tasks[0]]
         markers = [TASKS[task].end_marker for task in tasks]
-        encoded = tokenizer([prompt for _, prompt, _ in rows], return_tensors="pt", padding=True, padding_side="left")
+        encoded = tokenizer([prompt for _, prompt, _ in rows], return_tensors="pt", padding=True,
+                            padding_side="left").to(model.device)
         length = encoded["input_ids"].shape[1]
         if seed is not None:
             torch.manual_seed(seed)

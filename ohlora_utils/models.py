@@ -22,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from .devices import compute_device, is_cuda
 from .errors import OhloraError, exit_on_user_error
 from .paths import cache_dir
 from .profiles import PROFILES, ModelSource, Profile, get_profile
@@ -191,11 +192,14 @@ def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & set(cpuinfo.split()))
 
 
-def inference_dtype(cpuinfo: str | None = None):
-    """bf16 where the CPU has it natively (halves what each generated token reads; measured in
-    benchmarks/turn_latency.py), else fp32. Training and evaluation always use fp32."""
+def inference_dtype(cpuinfo: str | None = None, device: str | None = None):
+    """bf16 on a GPU that has it, and where the CPU has it natively (halves what each generated token
+    reads; measured in benchmarks/turn_latency.py), else fp32. Training on the CPU uses fp32."""
     import torch
 
+    device = device or compute_device()
+    if is_cuda(device):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if cpu_has_bf16(cpuinfo) else torch.float32
 
 
@@ -208,7 +212,7 @@ def load_sbert_base(profile: Profile | str | None = None):
     hf_logging.set_verbosity_error()
     where = _require_local(profile.sbert_base)
     try:
-        return SentenceTransformer(where, device="cpu")
+        return SentenceTransformer(where, device=compute_device())
     except OSError as cause:
         raise _load_error(profile.sbert_base, cause) from None
 

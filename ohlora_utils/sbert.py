@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .devices import compute_device, trainer_device_args
 from .errors import OhloraError
 from .profiles import Profile
 from .storage import atomic_dir, manifest_problem, write_manifest
@@ -100,7 +101,7 @@ def train_cosine_pairs(model, train_pairs: pd.DataFrame, valid_pairs: pd.DataFra
             # transformers 5 reads a float below 1 in warmup_steps as a ratio (warmup_ratio is deprecated)
             learning_rate=config.learning_rate, warmup_steps=config.warmup_ratio, seed=config.seed,
             data_seed=config.seed, eval_strategy="epoch", logging_strategy="epoch", save_strategy="no",
-            report_to=[], use_cpu=True, dataloader_num_workers=0, disable_tqdm=False,
+            report_to=[], use_cpu=trainer_device_args()["use_cpu"], dataloader_num_workers=0, disable_tqdm=False,
         )
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_set,
                                              eval_dataset=valid_set, loss=losses.CosineSimilarityLoss(model),
@@ -146,7 +147,7 @@ def load_trained_sbert(model_dir: Path):
                           fix="delete the folder and train it again (its notebook, or make reproduce)")
     hf_logging.set_verbosity_error()
     try:
-        model = SentenceTransformer(str(model_dir), device="cpu")
+        model = SentenceTransformer(str(model_dir), device=compute_device())
     except Exception as cause:  # a damaged file surfaces as any of several library errors
         raise OhloraError(f"the S-BERT model in {model_dir} could not be loaded ({type(cause).__name__}: {cause})",
                           fix="delete the folder and train it again (its notebook, or make reproduce)") from None

@@ -200,3 +200,21 @@ def test_presets_follow_the_original_where_they_say_so():
         assert task_config(task, "paper").epochs == TASKS[task].original_epochs
         assert task_config(task, "default").lora_r == 64 and task_config(task, "default").learning_rate == 3e-4
     assert task_config("output_message", "paper").augment and not task_config("memory", "paper").augment
+
+
+def test_the_training_entry_point_runs_under_accelerate_launch(tiny_profile, tmp_path):
+    """Multi-GPU training is `accelerate launch -m ohlora_utils.finetune …`; here the same on one CPU process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    launcher = Path(sys.executable).with_name("accelerate")
+    completed = subprocess.run(
+        [str(launcher), "launch", "--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
+         "--dynamo_backend", "no", "-m", "ohlora_utils.finetune", "--profile", "tiny", "--preset", "quick",
+         "--task", "memory", "--max-steps", "2", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "[memory] 2 steps" in completed.stdout
+    assert read_adapter_meta(tmp_path / "memory")["steps"] == 2
