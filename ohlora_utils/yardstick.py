@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .chat import ChatEngine, ChatModels, neutralise_user_text
+from .chat import ChatEngine, ChatModels
 from .data import ETHICS_CATEGORIES, is_refusal
 from .errors import OhloraError
+from .ethics import clean_text
 from .eval_data import SANCTION_CATEGORIES, Conversation, seen_in_training, training_texts
 from .storage import atomic_write_bytes, atomic_write_text
-from .timeinfo import add_time_info
 
 KST = timezone(timedelta(hours=9))
 START = datetime(2026, 11, 21, 14, 0, tzinfo=KST)   # every run's clock: a Saturday afternoon
@@ -176,7 +176,7 @@ class YardstickRun:
                 if not blocked:
                     result = engine.turn(turn.user)
                     record |= _turn_record(result, clock.now)
-                    record |= self._judge(conversation, turn, record, clock.now)
+                    record |= self._judge(conversation, turn, record)
                     blocked = result.blocked
                 records.append(record)
                 clock.now += TURN_GAP
@@ -184,7 +184,7 @@ class YardstickRun:
             engine.close()
         return records
 
-    def _judge(self, conversation: Conversation, turn, record: dict, now: datetime) -> dict:
+    def _judge(self, conversation: Conversation, turn, record: dict) -> dict:
         """Whether this turn saved / brought back the right fact; the retriever alone on the right memories."""
         judged = {}
         stated = [t.save for t in conversation.turns[:record["turn"] + 1] if t.save is not None]
@@ -198,7 +198,7 @@ class YardstickRun:
             fact = conversation.turns[turn.recall].save
             judged["recall_ok"] = fact.found_in(record["memory_used"])
             items = [f"[{f.keys[0]}: {f.value}]" for f in stated if f is not turn.save]
-            best, score = self.models.retriever.best(add_time_info(neutralise_user_text(turn.user), now), items)
+            best, score = self.models.retriever.best(clean_text(turn.user), items)   # what the chat retrieves on
             judged["oracle_recall_ok"] = best == f"[{fact.keys[0]}: {fact.value}]"
             judged["oracle_score"] = float(score)
         return judged
