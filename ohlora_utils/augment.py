@@ -1,4 +1,4 @@
-"""Synonym-group replacement, the original's data augmentation for the reply task (DESIGN.md §4).
+"""Synonym-group replacement, the original's data augmentation for the reply task (docs/fine_tuning.md).
 
 Usage: ``augmenter = SynonymAugmenter.from_file(); augmenter.augment(text, random.Random(epoch))``
 

@@ -1,4 +1,4 @@
-"""One chat turn through every mechanism, in the original's order (DESIGN.md §9).
+"""One chat turn through every mechanism, in the original's order (docs/chat_turn.md).
 
 Usage::
 
@@ -241,7 +241,7 @@ def load_chat_models(profile: Profile, artifacts: Path | None = None, restrict_v
 
 
 def build_llm_input(prompt: str, memory: str | None, summary: str | None) -> str:
-    """DESIGN.md §9 step 4: a retrieved memory wins over the previous summary; else the prompt alone."""
+    """docs/chat_turn.md step 4: a retrieved memory wins over the previous summary; else the prompt alone."""
     if memory:
         return f"{memory} {prompt}"
     if summary:

@@ -9,7 +9,7 @@ Usage::
 
 Command line: ``python -m ohlora_utils.ethics --preset default --thresholds auto``
 
-DESIGN.md §6: each prompt gives 4 pairs (prompt, category name), label 1 for its own category and 0 for
+docs/ethics.md: each prompt gives 4 pairs (prompt, category name), label 1 for its own category and 0 for
 the others; CosineSimilarityLoss (``sbert.train_cosine_pairs``). At runtime the cosine of the message
 with each category name is its score, and a sanction category *counts* when its score reaches its
 threshold — love and politics only if Oh-LoRA's reply refused (contains 미안 or 부담) — unless the

@@ -1,4 +1,4 @@
-"""Facial expression: labels → avatar property scores, and the 70-frame ease in and out (DESIGN.md §8).
+"""Facial expression: labels → avatar property scores, and the 70-frame ease in and out (docs/expression.md).
 
 Usage: ``scores = expression_scores(("크게", "보통", "없음"), random.Random(0))``; ``ramp = frame_ramp(scores)``
 

@@ -1,4 +1,4 @@
-"""LoRA fine-tuning of the four tasks with TRL's SFTTrainer and PEFT (DESIGN.md §4).
+"""LoRA fine-tuning of the four tasks with TRL's SFTTrainer and PEFT (docs/fine_tuning.md).
 
 Usage::
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .tasks import QUESTION_PREFIX, SUMMARY_PREFIX
 
-EYES_LABELS = ("작게", "보통", "크게", "아주 크게")   # DESIGN.md §3
+EYES_LABELS = ("작게", "보통", "크게", "아주 크게")   # data/README.md
 MOUTH_LABELS = ("보통", "크게", "아주 크게")
 POSE_LABELS = ("없음", "보통", "많이")
 MEMORY_ITEM = re.compile(r"\[([^\[\]:]+?): ([^\[\]]+?)\]")   # one "[key: value]"

@@ -1,4 +1,4 @@
-"""Guarded inference for the four tasks: stop at the end marker, validate, retry, fall back (DESIGN.md §4).
+"""Guarded inference for the four tasks: stop at the end marker, validate, retry, fall back (docs/fine_tuning.md).
 
 Usage::
 

@@ -1,4 +1,4 @@
-"""S-BERT memory retrieval (DESIGN.md §5): training pairs and labels, training, the retriever, its evaluation.
+"""S-BERT memory retrieval (docs/memory.md): training pairs and labels, training, the retriever, its evaluation.
 
 Usage::
 
@@ -39,7 +39,7 @@ from .storage import atomic_write_text
 MODEL_DIR_NAME = "sbert_memory"      # under artifacts_dir(): the trained retriever
 THRESHOLD_FILE = "threshold.json"    # the chosen threshold and how it was chosen, next to the model
 STEP_LOG = "step_losses.csv"         # every training step's loss, next to the model
-VALID_SHARE = 0.1                    # DESIGN §5: 90/10 split of the train pairs
+VALID_SHARE = 0.1                    # docs/memory.md: 90/10 split of the train pairs
 ORIGINAL_THRESHOLD = 0.95            # the original product's threshold on its own model
 ORIGINAL_TEST_METRICS = {"mse": 0.0355, "mae": 0.128, "pearson": 0.745}  # original, 1,600 test pairs
 ORIGINAL_TOP1 = (20, 40)             # original: right memory on top for 20 of 40 test messages
@@ -82,7 +82,7 @@ def prefixes(profile: Profile) -> dict[str, str]:
 
 
 def key_label(cosine: float) -> float:
-    """DESIGN §5: a different key's cosine x becomes max(2.6·x − 1.6, 0)."""
+    """docs/memory.md: a different key's cosine x becomes max(2.6·x − 1.6, 0)."""
     return max(2.6 * float(cosine) - 1.6, 0.0)
 
 

@@ -1,4 +1,4 @@
-"""Model profiles: one setting picks every base model the study uses (DESIGN.md §2).
+"""Model profiles: one setting picks every base model the study uses (docs/profiles.md).
 
 Usage: ``profile = get_profile()`` (``OHLORA_PROFILE`` or ``embedded``); ``profile.llm_for("summary")``
 

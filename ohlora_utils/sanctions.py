@@ -9,7 +9,7 @@ Usage::
 
 ``replay(path, user_id, start, script)`` plays a scripted persistent user with a moving clock (notebook 04).
 
-Rules (DESIGN.md §6): a reason's level is the highest level it reached before for that user + 1, and its
+Rules (docs/ethics.md): a reason's level is the highest level it reached before for that user + 1, and its
 period comes from ``ESCALATION``; the periods of every reason in one turn add up, capped at
 ``MAX_BLOCK``. A turn whose periods are all zero is a warning (the chat goes on); otherwise the user is
 blocked from the turn's start for that long. Every reason of a turn is kept as its own row (the original
@@ -39,7 +39,7 @@ from .storage import database_errors, open_database, transaction
 LOVE, _GENERAL, POLITICS, INSULT = ETHICS_CATEGORIES
 WARNING = timedelta(0)   # a level whose period is zero is a warning: shown, and the chat goes on
 
-# Period per level (index 0 = level 1); a level past the end uses the last entry (DESIGN.md §6).
+# Period per level (index 0 = level 1); a level past the end uses the last entry (docs/ethics.md).
 ESCALATION: dict[str, tuple[timedelta, ...]] = {
     LOVE: (WARNING, timedelta(hours=1), timedelta(days=1), timedelta(days=14), timedelta(days=1461)),
     POLITICS: (WARNING, timedelta(days=3), timedelta(days=7), timedelta(days=30), timedelta(days=365)),

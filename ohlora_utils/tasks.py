@@ -1,4 +1,4 @@
-"""The four fine-tuned tasks: their prompt/completion text layout and end markers (DESIGN.md §4).
+"""The four fine-tuned tasks: their prompt/completion text layout and end markers (docs/fine_tuning.md).
 
 Usage: ``TASKS["summary"].prompt(row)`` → ``"... (요약 시작) ### 답변:"``; ``TASKS["summary"].completion(row)``
 
@@ -24,7 +24,7 @@ class TaskSpec:
     temperature: float      # sampling temperature of the first try (original: 0.6, expression 1.0)
     max_new_tokens: int     # generation budget; an answer that has not ended by then is invalid
     fallback: str | None    # what the original answered after five failed tries (None: no answer)
-    original_epochs: int    # the original's epochs for this task (DESIGN.md §4)
+    original_epochs: int    # the original's epochs for this task (docs/fine_tuning.md)
 
     def prompt(self, row: Mapping[str, str]) -> str:
         return self.prompt_template.format(**row) + f" {self.start_marker} {ANSWER_HEADER}"
@@ -46,7 +46,7 @@ TASKS: dict[str, TaskSpec] = {
 }
 TASK_NAMES = tuple(TASKS)
 
-# Context prefixes the chat puts in front of a user turn (DESIGN.md §3, §9).
+# Context prefixes the chat puts in front of a user turn (data/README.md, docs/chat_turn.md).
 SUMMARY_PREFIX = "(오로라 답변 요약)"
 QUESTION_PREFIX = "(사용자 질문)"
 SUMMARY_ANSWER_MARKER = "(오로라 답변)"

@@ -2,7 +2,7 @@
 
 Usage: ``add_time_info("로라야 오늘 약속 없는데 뭐하지", now)`` → ``"(지금은 토요일 오후) 로라야 오늘 약속 없는데 뭐하지"``
 
-The rule (DESIGN.md §7): a prompt containing any trigger word gets ``(지금은 X요일 Y) `` in front.
+The rule (docs/time_info.md): a prompt containing any trigger word gets ``(지금은 X요일 Y) `` in front.
 Y is 오전 from 04:00 to 11:59, 오후 from 12:00 to 17:59 (on Fridays only until 16:59: the weekend
 evening starts early), and 저녁 otherwise. 00:00–03:59 still belongs to the previous day's 저녁.
 """

@@ -137,7 +137,7 @@ def test_prefix_kind_recognises_each_context():
     assert prefix_kind("(지금은 토요일 저녁) 오늘 뭐 하지") == "plain"
 
 
-# The committed datasets themselves: sizes and shapes the study promises (DESIGN.md §3).
+# The committed datasets themselves: sizes and shapes the study promises (data/README.md).
 
 def test_committed_fine_tuning_set_is_valid_and_sized():
     frame = load_fine_tuning()

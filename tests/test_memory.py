@@ -1,4 +1,4 @@
-"""Memory S-BERT: pairs and labels per DESIGN §5, presets, evaluation helpers, and the retriever API."""
+"""Memory S-BERT: pairs and labels per docs/memory.md, presets, evaluation helpers, and the retriever API."""
 import json
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""add_time_info: prompts with a time word get "(지금은 X요일 Y) " in front (DESIGN.md §7)."""
+"""add_time_info: prompts with a time word get "(지금은 X요일 Y) " in front (docs/time_info.md)."""
 import datetime
 
 import pytest
