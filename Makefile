@@ -25,7 +25,7 @@ export PYTHONUNBUFFERED := 1
 # no one types into widgets under make (papermill, nbval): the chat panel of notebook 05 stays hidden
 export OHLORA_HEADLESS := 1
 
-.PHONY: help setup provision test unit reproduce lab clean checked-outputs chat yardstick
+.PHONY: help setup provision test unit reproduce lab clean checked-outputs chat yardstick lift-sanction
 
 help:
 	@echo "make reproduce   # whole study on PROFILE=$(PROFILE): notebooks -> reports/*.ipynb + .html"
@@ -89,3 +89,9 @@ chat: $(STAMP)
 YARDSTICK_ARGS ?=
 yardstick: $(STAMP)
 	@$(PY) benchmarks/everyday_chat.py --profile $(PROFILE) $(YARDSTICK_ARGS)
+
+# lift a user's sanctions (a mistaken block): make lift-sanction WHO=local WHY="아니 was read as 패드립"
+# (nothing is deleted; the history keeps the sanction and its lifting; a running chat honours it at once)
+lift-sanction: $(STAMP)
+	@test -n "$(WHO)" -a -n "$(WHY)" || { echo 'usage: make lift-sanction WHO=<user id> WHY="<reason>"'; exit 2; }
+	@$(PY) -m ohlora_utils.sanctions lift --user "$(WHO)" --why "$(WHY)"

@@ -38,7 +38,6 @@ from .timeinfo import add_time_info, day_and_part
 
 MAX_INPUT_TOKENS = 48   # the original refused longer messages
 TOO_LONG_MESSAGE = "메시지가 너무 길어요 (최대 {limit}토큰, 지금 {count}토큰). 조금 짧게 나눠서 보내 줄래요?"
-SANCTIONS_DB = "sanctions.sqlite"   # under artifacts_dir(), next to the memory store
 STRUCTURE_LOOKALIKES = str.maketrans({"(": "（", ")": "）", "[": "［", "]": "］", "#": "＃"})
 
 
@@ -107,7 +106,7 @@ class ChatEngine:
                     seed: int = 0) -> "ChatEngine":
         """A chat for ``user_id`` on models already loaded (many users, one copy of the models)."""
         from .memory_store import DATABASE_NAME as MEMORY_DB, MemoryStore
-        from .sanctions import SanctionLog
+        from .sanctions import DATABASE_NAME as SANCTIONS_DB, SanctionLog
 
         store = MemoryStore(Path(databases) / MEMORY_DB, user=user_id, clock=clock)
         sanctions = SanctionLog(Path(databases) / SANCTIONS_DB, clock=clock)

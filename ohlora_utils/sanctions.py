@@ -54,6 +54,7 @@ REASON_LABELS = {                      # how a reason is named to the user
     INSULT: "가족을 욕하는 말(패드립)",
 }
 UNSAVED_SUFFIX = ".unsaved.jsonl"      # rows not yet in the database, next to it
+DATABASE_NAME = "sanctions.sqlite"     # under artifacts_dir(), next to the memory store
 # what a locked / read-only / damaged database raises (storage turns most into OhloraError; a ROLLBACK
 # after SQLite already rolled back, or a vanished folder, raises the plain kinds)
 DATABASE_TROUBLE = (OhloraError, sqlite3.Error, OSError)
@@ -69,7 +70,14 @@ CREATE TABLE IF NOT EXISTS sanction (
     start TEXT NOT NULL,                 -- ISO 8601, UTC
     period_s INTEGER NOT NULL CHECK (period_s >= 0)   -- seconds, 0 = warning
 );
-CREATE INDEX IF NOT EXISTS sanction_user_reason ON sanction(user_id, reason)
+CREATE INDEX IF NOT EXISTS sanction_user_reason ON sanction(user_id, reason);
+CREATE TABLE IF NOT EXISTS sanction_lift (
+    id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    at TEXT NOT NULL,                    -- ISO 8601, UTC: every sanction of the user that started by then is lifted
+    why TEXT NOT NULL CHECK (length(trim(why)) > 0),
+    rows_lifted INTEGER NOT NULL
+)
 """
 
 
@@ -129,6 +137,15 @@ class TurnSanction:
         if self.blocked_until is None:
             return warning_message(self.rows)
         return block_message(self.rows, self.blocked_until)
+
+
+@dataclass(frozen=True)
+class Lift:
+    """A person lifted a user's sanctions (a mistaken block): the rows stay, they no longer count."""
+    user_id: str
+    at: datetime       # every sanction of the user that started by this moment is lifted
+    why: str
+    rows_lifted: int
 
 
 @dataclass(frozen=True)
@@ -193,6 +210,10 @@ def _aware(moment: datetime) -> datetime:
 
 def _local_clock() -> datetime:
     return datetime.now().astimezone()
+
+
+def _lifted(row: SanctionRow, lift_times: dict[str, datetime]) -> bool:
+    return row.user_id in lift_times and row.start <= lift_times[row.user_id]
 
 
 def _row_to_json(row: SanctionRow) -> str:
@@ -263,10 +284,20 @@ class SanctionLog:
               row.start.astimezone(timezone.utc).isoformat(), int(row.period.total_seconds())) for row in rows])
 
     def _stored_levels(self, user_id: str) -> dict[str, int]:
-        levels = dict(self._connection.execute(
-            "SELECT reason, max(level) FROM sanction WHERE user_id = ? GROUP BY reason", (user_id,)).fetchall())
-        self._seen_levels.update({(user_id, reason): level for reason, level in levels.items()})
+        """Each reason's highest level since the user's last lift (lifted sanctions do not escalate)."""
+        lifted_at = self._last_lift(user_id)
+        levels: dict[str, int] = {}
+        for reason, level, start in self._connection.execute(
+                "SELECT reason, level, start FROM sanction WHERE user_id = ?", (user_id,)).fetchall():
+            if lifted_at is None or datetime.fromisoformat(start) > lifted_at:
+                levels[reason] = max(levels.get(reason, 0), level)
+        for reason in REASONS:   # the database is the truth: forget what a lift has lifted
+            self._seen_levels[(user_id, reason)] = levels.get(reason, 0)
         return levels
+
+    def _last_lift(self, user_id: str) -> datetime | None:
+        (at,) = self._connection.execute("SELECT max(at) FROM sanction_lift WHERE user_id = ?", (user_id,)).fetchone()
+        return datetime.fromisoformat(at) if at else None
 
     def _remember(self, rows: Iterable[SanctionRow]) -> None:
         for row in rows:
@@ -345,10 +376,52 @@ class SanctionLog:
             stored = self._connection.execute(query, (user_id,) if user_id is not None else ()).fetchall()
         rows = [SanctionRow(user, turn, reason, level, datetime.fromisoformat(start), timedelta(seconds=period), key)
                 for user, turn, reason, level, start, period, key in stored]
-        self._remember(rows)
+        lift_times = self._lift_times()
+        self._remember([row for row in rows if not _lifted(row, lift_times)])
         keys = {row.row_key for row in rows}
         return rows + [row for row in self._pending
                        if row.row_key not in keys and (user_id is None or row.user_id == user_id)]
+
+    def lifts(self, user_id: str | None = None) -> list[Lift]:
+        """Every lift (of ``user_id``, when given), oldest first."""
+        query = "SELECT user_id, at, why, rows_lifted FROM sanction_lift"
+        query += " WHERE user_id = ? ORDER BY id" if user_id is not None else " ORDER BY id"
+        with database_errors(self.path):
+            found = self._connection.execute(query, (user_id,) if user_id is not None else ()).fetchall()
+        return [Lift(user, datetime.fromisoformat(at), why, count) for user, at, why, count in found]
+
+    def _lift_times(self) -> dict[str, datetime]:
+        """Each user's last lift."""
+        with database_errors(self.path):
+            found = self._connection.execute("SELECT user_id, max(at) FROM sanction_lift GROUP BY user_id").fetchall()
+        return {user: datetime.fromisoformat(at) for user, at in found}
+
+    def lift(self, user_id: str, why: str, now: datetime | None = None) -> Lift:
+        """Lift every sanction of ``user_id`` that started by ``now``: a mistaken block ends at once.
+
+        Nothing is deleted: a lifting row is added and the history shows both. Lifted sanctions no longer
+        count toward the next level (a mistaken block must not make the next one longer); a later offence
+        starts again at level 1. A database in trouble is a clear error here (a person is waiting for it).
+        """
+        if not isinstance(user_id, str) or not user_id.strip():
+            raise OhloraError("no user given", fix="name the user whose sanctions to lift (--user)")
+        if not isinstance(why, str) or not why.strip():
+            raise OhloraError("a lift needs a reason", fix='say why (--why "…"); it stays in the history')
+        now = _aware(now or self.clock())
+        self._try_flush()
+        with transaction(self._connection, self.path):
+            lifted_at = self._last_lift(user_id)
+            starts = [datetime.fromisoformat(start) for (start,) in self._connection.execute(
+                "SELECT start FROM sanction WHERE user_id = ?", (user_id,)).fetchall()]
+            count = sum(start <= now and (lifted_at is None or start > lifted_at) for start in starts)
+            if count == 0:
+                raise OhloraError(f"user {user_id!r} has no sanction to lift",
+                                  fix="check the user id (python -m ohlora_utils.sanctions history --user …)")
+            self._connection.execute("INSERT INTO sanction_lift(user_id, at, why, rows_lifted) VALUES (?, ?, ?, ?)",
+                                     (user_id, now.astimezone(timezone.utc).isoformat(), why.strip(), count))
+        for reason in REASONS:
+            self._seen_levels[(user_id, reason)] = 0
+        return Lift(user_id, now, why.strip(), count)
 
     def block_status(self, user_id: str, now: datetime | None = None) -> BlockStatus:
         """Whether ``user_id`` is blocked at ``now`` (default: the clock), until when and why."""
@@ -359,6 +432,11 @@ class SanctionLog:
         except DATABASE_TROUBLE as error:
             rows = [row for row in self._pending if row.user_id == user_id]
             problem = f"the sanction database could not be read ({error}); answered from this session's rows"
+        try:
+            lift_times = self._lift_times()
+            rows = [row for row in rows if not _lifted(row, lift_times)]   # a lift ends a block at once
+        except DATABASE_TROUBLE:
+            pass
         turns: dict[str, list[SanctionRow]] = {}
         for row in rows:
             turns.setdefault(row.turn, []).append(row)
@@ -421,3 +499,43 @@ def replay(path: Path, user_id: str, start: datetime, script: list[tuple[timedel
     finally:
         log.close()
     return lines
+
+
+# --- the command line: a person lifts a mistaken block, or reads a user's history ----------------------
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    from .errors import exit_on_user_error
+    from .paths import artifacts_dir
+
+    parser = argparse.ArgumentParser(prog="python -m ohlora_utils.sanctions",
+                                     description="Lift a user's sanctions (a mistaken block), or show their history.")
+    parser.add_argument("--database", type=Path, default=None, help=f"default: artifacts/{DATABASE_NAME}")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    lift = verbs.add_parser("lift", help="lift every sanction of a user now; the history keeps them")
+    lift.add_argument("--user", required=True)
+    lift.add_argument("--why", required=True, help="why the sanctions are lifted (kept in the history)")
+    history = verbs.add_parser("history", help="a user's sanctions and lifts, oldest first")
+    history.add_argument("--user", required=True)
+    args = parser.parse_args(argv)
+    with exit_on_user_error(parser.prog):
+        path = args.database or artifacts_dir() / DATABASE_NAME
+        if not path.is_file():
+            raise OhloraError(f"there is no sanction database at {path}", fix="pass --database, or chat first")
+        with SanctionLog(path) as log:
+            if args.verb == "lift":
+                done = log.lift(args.user, args.why)
+                print(f"lifted {done.rows_lifted} sanction row(s) of {done.user_id} at {format_time(done.at)}: "
+                      f"{done.why}")
+            events = [(row.start, f"{REASON_LABELS[row.reason]} {row.level}번째 ({format_period(row.period)})")
+                      for row in log.rows(args.user)]
+            events += [(item.at, f"lifted {item.rows_lifted} row(s): {item.why}") for item in log.lifts(args.user)]
+            for moment, text in sorted(events, key=lambda event: event[0]):
+                print(f"{format_time(moment.astimezone())}  {text}")
+            status = log.block_status(args.user)
+            print(status.message.splitlines()[0] if status.blocked else f"{args.user} is not blocked")
+
+
+if __name__ == "__main__":
+    main()

@@ -247,3 +247,15 @@ def test_the_chat_panel_answers_every_bad_input_without_a_traceback(engine, monk
     shown = capsys.readouterr().out
     assert "Traceback" not in shown and "(the message is empty" in shown
     assert shown.count("오로라: ") == 4 and "메시지가 너무 길어요" in shown
+
+
+def test_a_running_chat_honours_a_lift_from_another_process(engine):
+    from ohlora_utils.sanctions import SanctionLog
+
+    engine.llms.script["output_message"] = "미안, 그건 부담스러워"
+    engine.turn("로라야 나랑 사귀자")
+    assert engine.turn("진짜 사귀자").blocked                        # 1 hour
+    with SanctionLog(engine.sanction_log.path, clock=engine.clock) as other:
+        other.lift(engine.user_id, "tested the block")
+    engine.llms.script["output_message"] = "응 좋아"
+    assert not engine.turn("안녕 로라야").blocked

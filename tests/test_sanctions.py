@@ -257,3 +257,58 @@ def test_a_file_damaged_mid_session_never_raises_mid_turn_and_loses_no_new_row(t
     with SanctionLog(path, clock=clock) as fresh:          # the new database takes the unsaved rows
         assert [(row.reason, row.level) for row in fresh.rows("u")] == [(LOVE, 2), (INSULT, 1)]
         assert fresh.block_status("u").until == START + 7 * DAY + HOUR
+
+
+# --- lifting a mistaken block ---------------------------------------------------------------------------
+
+def test_a_lift_ends_a_block_at_once_and_the_history_keeps_both(tmp_path):
+    from ohlora_utils.sanctions import SanctionLog
+
+    now = datetime(2026, 11, 21, 14, 0, tzinfo=KST)
+    with SanctionLog(tmp_path / "s.sqlite", clock=lambda: now) as log:
+        log.record("u", [INSULT])                                   # 7 days on a first offence
+        assert log.block_status("u").blocked
+        lift = log.lift("u", "아니 was misread as 패드립")
+        assert lift.rows_lifted == 1 and not log.block_status("u").blocked
+        assert [row.reason for row in log.rows("u")] == [INSULT]      # nothing deleted
+        assert [item.why for item in log.lifts("u")] == ["아니 was misread as 패드립"]
+
+
+def test_after_a_lift_escalation_starts_again_at_level_one(tmp_path):
+    from ohlora_utils.sanctions import SanctionLog
+
+    clock = [datetime(2026, 11, 21, 14, 0, tzinfo=KST)]
+    with SanctionLog(tmp_path / "s.sqlite", clock=lambda: clock[0]) as log:
+        log.record("u", [POLITICS])
+        log.record("u", [POLITICS])                                  # level 2: 3 days
+        log.lift("u", "mistaken")
+        clock[0] += timedelta(minutes=1)
+        again = log.record("u", [POLITICS])
+        assert again.rows[0].level == 1 and again.is_warning
+        assert [row.level for row in log.rows("u")] == [1, 2, 1]
+
+
+def test_a_lift_needs_a_reason_and_a_sanction(tmp_path):
+    from ohlora_utils.sanctions import SanctionLog
+
+    with SanctionLog(tmp_path / "s.sqlite") as log:
+        with pytest.raises(OhloraError, match="no sanction to lift"):
+            log.lift("nobody", "why not")
+        log.record("u", [POLITICS])
+        with pytest.raises(OhloraError, match="needs a reason"):
+            log.lift("u", "  ")
+        assert log.lifts() == []
+
+
+def test_the_command_lifts_and_shows_the_history(tmp_path, capsys):
+    from ohlora_utils.sanctions import SanctionLog, main
+
+    path = tmp_path / "s.sqlite"
+    with SanctionLog(path) as log:
+        log.record("u", [INSULT])
+    main(["--database", str(path), "lift", "--user", "u", "--why", "false positive on 😂"])
+    shown = capsys.readouterr().out
+    assert "lifted 1 sanction row(s) of u" in shown and "패드립" in shown and "u is not blocked" in shown
+    with pytest.raises(SystemExit):
+        main(["--database", str(path), "lift", "--user", "u", "--why", "again"])   # nothing left to lift
+    assert "no sanction to lift" in capsys.readouterr().err
