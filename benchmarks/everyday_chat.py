@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--everyday-limit", type=int, default=0,
                         help="run the chat on a stratified sample of this many everyday messages (0: all); "
                              "the classifier alone always reads all of them")
-    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="which parts to run")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="which parts to run, in this order")
     parser.add_argument("--fresh", action="store_true", help="delete the report folder first (no resume)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
@@ -60,12 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         everyday, sanction = load_everyday(), load_sanction()
         run.classifier_scores("everyday", everyday)
         run.classifier_scores("sanction", sanction)
-        if "everyday" in args.parts:
-            run.everyday(everyday)
-        if "sanction" in args.parts:
-            run.sanction(sanction)
-        if "conversations" in args.parts:
-            run.conversations(load_conversations())
+        plays = {"everyday": lambda: run.everyday(everyday), "sanction": lambda: run.sanction(sanction),
+                 "conversations": lambda: run.conversations(load_conversations())}
+        for part in dict.fromkeys(args.parts):   # in the order given
+            plays[part]()
         summary = write_report(out)
         print(summary.read_text(encoding="utf-8"))
         print(f"\nreport: {summary} and {out / 'overview.png'} ({time.perf_counter() - started:.0f} s)")
