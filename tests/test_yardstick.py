@@ -162,6 +162,7 @@ def tiny_artifacts(tiny_profile, tiny_adapters, tmp_path_factory):
     small = load_ethics().groupby("category").head(6)
     ethics.train_ethics(tiny_profile, SbertTrainConfig(epochs=1, batch_size=8, max_steps=2), root / ethics.MODEL_DIR_NAME,
                         dataset=small)
+    ethics.save_thresholds(root / ethics.MODEL_DIR_NAME, ethics.ORIGINAL_THRESHOLDS, "the original's (test)")
     return root
 
 
