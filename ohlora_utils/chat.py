@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -315,6 +316,26 @@ def chat_panel(engine: ChatEngine):
     return widgets.VBox([widgets.HBox([box, send]), log])
 
 
+@contextmanager
+def quiet_libraries():
+    """No library progress bars or deprecation warnings while the terminal chat loads (they say nothing
+    to someone who wants to chat); errors still show."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        hf_logging.enable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ohlora_utils.chat", description="Talk to Oh-LoRA in the terminal.")
     parser.add_argument("--profile", default=None, help="embedded (default) | paper | tiny")
@@ -323,7 +344,10 @@ def main(argv: list[str] | None = None) -> None:
     with exit_on_user_error(parser.prog):
         profile = get_profile(args.profile)
         print(f"Loading Oh-LoRA ({profile.name}) …", flush=True)
-        engine = ChatEngine.load(profile, user_id=args.user)
+        started = time.perf_counter()
+        with quiet_libraries():
+            engine = ChatEngine.load(profile, user_id=args.user)
+        print(f"(loaded in {time.perf_counter() - started:.1f} s)")
         print(f"준비됐어! 말을 걸어 봐. {COMMANDS}")
         while True:
             try:

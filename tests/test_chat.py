@@ -232,7 +232,24 @@ def test_the_terminal_chat_answers_every_bad_input_without_a_traceback(engine, m
     shown = capsys.readouterr().out
     assert "Traceback" not in shown and "(the message is empty" in shown          # zero-width only
     assert shown.count("오로라: ") == 4                                            # emoji, jamo, too long, markers
-    assert "메시지가 너무 길어요" in shown
+    assert "메시지가 너무 길어요" in shown and "(loaded in " in shown
+
+
+def test_loading_the_terminal_chat_shows_no_library_noise():
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    from ohlora_utils.chat import quiet_libraries
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet_libraries():
+            warnings.warn("`is_gradient_checkpointing` is deprecated", FutureWarning)
+            assert not hf_logging.is_progress_bar_enabled()
+        warnings.warn("shown again after loading", FutureWarning)
+    assert [str(w.message) for w in caught] == ["shown again after loading"]
+    assert hf_logging.is_progress_bar_enabled()
 
 
 def test_the_chat_panel_answers_every_bad_input_without_a_traceback(engine, monkeypatch, capsys):
