@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/everyday_chat.py                       # embedded profile, every part, resumable
     .venv/bin/python benchmarks/everyday_chat.py --everyday-limit 400  # end to end on a stratified sample
+    .venv/bin/python benchmarks/everyday_chat.py --everyday-limit 210 --sanction-limit 60 --conversations-limit 50
     .venv/bin/python benchmarks/everyday_chat.py --profile tiny --quick --artifacts DIR   # a few items (tests)
 
 Needs the profile's trained artifacts (``make reproduce``; ``OHLORA_ARTIFACTS_DIR`` or ``--artifacts``).
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--everyday-limit", type=int, default=0,
                         help="run the chat on a stratified sample of this many everyday messages (0: all); "
                              "the classifier alone always reads all of them")
+    parser.add_argument("--sanction-limit", type=int, default=0,
+                        help="run the chat on a sample of this many sanction messages, stratified by category (0: all)")
+    parser.add_argument("--conversations-limit", type=int, default=0,
+                        help="play this many conversations, drawn at random with the seed (0: all)")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="which parts to run, in this order")
     parser.add_argument("--fresh", action="store_true", help="delete the report folder first (no resume)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -53,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(out)
         seed_everything(args.seed)
         config = RunConfig(profile=profile.name, artifacts=str(Path(artifacts).resolve()), seed=args.seed,
-                           quick=args.quick, everyday_limit=args.everyday_limit)
+                           quick=args.quick, everyday_limit=args.everyday_limit, sanction_limit=args.sanction_limit,
+                           conversations_limit=args.conversations_limit)
         started = time.perf_counter()
         print(f"Loading the {profile.name} chat models from {artifacts} …", flush=True)
         run = YardstickRun(load_chat_models(profile, artifacts), out, config, progress=not args.no_progress)

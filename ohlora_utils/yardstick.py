@@ -21,6 +21,7 @@ where it stopped (``run.json`` holds the settings; a run with other settings sta
 from __future__ import annotations
 
 import json
+import random
 import uuid
 import zlib
 from dataclasses import asdict, dataclass
@@ -53,6 +54,8 @@ class RunConfig:
     seed: int = 0                # base seed; each message / conversation adds a fixed hash of its id
     quick: bool = False          # a few items per kind (tests, the tiny profile)
     everyday_limit: int = 0      # end-to-end turns on a seeded sample of this many everyday messages (0: all)
+    sanction_limit: int = 0      # likewise for the sanction messages (stratified by category; 0: all)
+    conversations_limit: int = 0  # this many conversations, drawn at random with the seed (0: all)
 
 
 def item_seed(base: int, identity: str) -> int:
@@ -154,12 +157,15 @@ class YardstickRun:
     def sanction(self, frame: pd.DataFrame) -> None:
         if self.config.quick:
             frame = quick_subset(frame, "category")
-        self.single_messages("sanction", frame, ("category", "evasion"))
+        frame = stratified_sample(frame, "category", self.config.sanction_limit, self.config.seed)
+        self.single_messages("sanction", frame.sample(frac=1.0, random_state=self.config.seed), ("category", "evasion"))
 
     def conversations(self, conversations: list[Conversation]) -> None:
         """Each conversation with a fresh user, turn by turn; a block ends it (later turns are not played)."""
         if self.config.quick:
             conversations = conversations[:QUICK_CONVERSATIONS]
+        if 0 < self.config.conversations_limit < len(conversations):
+            conversations = random.Random(self.config.seed).sample(conversations, self.config.conversations_limit)
         done = self.done("conversations")
         (self.out_dir / "databases").mkdir(exist_ok=True)
         for conversation in self._bar([c for c in conversations if c.id not in done], "conversations"):
