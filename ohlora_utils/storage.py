@@ -138,12 +138,22 @@ def atomic_dir(target: Path):
         raise
 
 
-def sha256_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+def _file_digest(path: Path, digest, chunk_bytes: int = 1 << 22) -> str:
     with open(path, "rb") as handle:
         while block := handle.read(chunk_bytes):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    return _file_digest(path, hashlib.sha256())
+
+
+def xxh3_file(path: Path) -> str:
+    """A fast whole-file checksum (xxh3, several GB/s): cheap enough to check at every load."""
+    import xxhash
+
+    return _file_digest(path, xxhash.xxh3_64())
 
 
 def write_manifest(folder: Path, **facts) -> dict:
@@ -168,17 +178,6 @@ def read_manifest(folder: Path) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {"files": None}  # unreadable manifest: reported as corrupt by manifest_problem
-
-
-def xxh3_file(path: Path, chunk_bytes: int = 1 << 22) -> str:
-    """A fast whole-file checksum (xxh3, several GB/s): cheap enough to check at every load."""
-    import xxhash
-
-    digest = xxhash.xxh3_64()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_bytes):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def manifest_problem(folder: Path, deep: bool = False) -> str | None:
