@@ -403,12 +403,13 @@ def show_report(out_dir: Path) -> dict[str, pd.DataFrame]:
 
 
 def reply_samples(out_dir: Path) -> pd.DataFrame:
-    """Every everyday message that got a reply shown: id, kind, message, reply (what blind grading draws from)."""
+    """Every everyday message the reply task answered: id, kind, message, reply (what blind grading draws
+    from). A reply a false block hid is graded too: it is still what the reply task said to that message."""
     records = pd.DataFrame(read_records(Path(out_dir) / "records" / "everyday.jsonl"))
     if records.empty:
         return pd.DataFrame(columns=["id", "kind", "message", "reply"])
-    shown = records[records["reply"].notna() & ~records["blocked"]]
-    return shown.rename(columns={"text": "message"})[["id", "kind", "message", "reply"]].reset_index(drop=True)
+    answered = records[records["reply"].notna()]
+    return answered.rename(columns={"text": "message"})[["id", "kind", "message", "reply"]].reset_index(drop=True)
 
 
 def write_report(out_dir: Path, tables: dict[str, pd.DataFrame] | None = None) -> Path:
