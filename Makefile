@@ -84,8 +84,8 @@ checked-outputs: provision
 chat: $(STAMP)
 	@OHLORA_HEADLESS= $(PY) -m ohlora_utils.chat --profile $(PROFILE)
 
-# the everyday-conversation yardstick on the trained models (after `make reproduce`; about an hour on 2 cores,
-# resumable). Extra options: YARDSTICK_ARGS="--everyday-limit 400" (see benchmarks/everyday_chat.py --help)
+# the everyday-conversation yardstick on the trained models (after `make reproduce`; all of it is about 3 hours on 2 cores,
+# resumable; the README's figures took 36 min). Samples: YARDSTICK_ARGS="--everyday-limit 210 --sanction-limit 60 --conversations-limit 50" (see benchmarks/everyday_chat.py --help)
 YARDSTICK_ARGS ?=
 yardstick: $(STAMP)
 	@$(PY) benchmarks/everyday_chat.py --profile $(PROFILE) $(YARDSTICK_ARGS)

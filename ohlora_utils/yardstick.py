@@ -394,8 +394,8 @@ def show_report(out_dir: Path) -> dict[str, pd.DataFrame]:
     """The tables of a yardstick run and its overview (notebook 05); says how to make one if there is none."""
     out_dir = Path(out_dir)
     if not (out_dir / "run.json").is_file():
-        print(f"No yardstick report in {out_dir} yet: run `make yardstick` (about an hour on 2 CPU cores),"
-              " then run this cell again.")
+        print(f"No yardstick report in {out_dir} yet: run `make yardstick` (all of it: about 3 hours on 2 CPU "
+              "cores; samples: see the README), then run this cell again.")
         return {}
     config = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
     print("yardstick run:", ", ".join(f"{k} = {v}" for k, v in config.items()))
