@@ -36,6 +36,7 @@ from .data import ETHICS_CATEGORIES, is_refusal
 from .errors import OhloraError
 from .ethics import clean_text
 from .eval_data import SANCTION_CATEGORIES, Conversation, seen_in_training, training_texts
+from .memory_store import ManualClock
 from .storage import atomic_write_bytes, atomic_write_text
 
 KST = timezone(timedelta(hours=9))
@@ -172,7 +173,7 @@ class YardstickRun:
             self._append("conversations", {"id": conversation.id, "turns": self.play(conversation)})
 
     def play(self, conversation: Conversation) -> list[dict]:
-        clock = _Clock(START)
+        clock = ManualClock(START)
         engine = self._engine(conversation.id, clock)
         records, blocked = [], False
         try:
@@ -225,14 +226,6 @@ class YardstickRun:
         table["counted_if_refused"] = [";".join(c for c in SANCTION_CATEGORIES if flags[c][i]) for i in scores.index]
         table.to_csv(self.out_dir / f"classifier_{name}.csv", index=False)
         return table
-
-
-class _Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def drop_partial_line(path: Path) -> None:
