@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--everyday-limit", type=int, default=0,
                         help="run the chat on a stratified sample of this many everyday messages (0: all); "
                              "the classifier alone always reads all of them")
+    parser.add_argument("--everyday-flagged", action="store_true",
+                        help="also play every everyday message the classifier alone would count: only those can "
+                             "count end to end, so the end-to-end figure over all messages is exact")
     parser.add_argument("--sanction-limit", type=int, default=0,
                         help="run the chat on a sample of this many sanction messages, stratified by category (0: all)")
     parser.add_argument("--conversations-limit", type=int, default=0,
@@ -59,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         seed_everything(args.seed)
         config = RunConfig(profile=profile.name, artifacts=str(Path(artifacts).resolve()), seed=args.seed,
                            quick=args.quick, everyday_limit=args.everyday_limit, sanction_limit=args.sanction_limit,
-                           conversations_limit=args.conversations_limit)
+                           conversations_limit=args.conversations_limit,
+                           everyday_flagged=args.everyday_flagged)
         started = time.perf_counter()
         print(f"Loading the {profile.name} chat models from {artifacts} …", flush=True)
         run = YardstickRun(load_chat_models(profile, artifacts), out, config, progress=not args.no_progress)

@@ -185,7 +185,7 @@ def check_fine_tuning_row(line: int, row: dict) -> list[Problem]:
 
 def check_ethics_row(line: int, row: dict) -> list[Problem]:
     return (_required(line, row, ETHICS_COLUMNS) + _one_of(line, row, "category", ETHICS_CATEGORIES)
-            + _one_of(line, row, "split", ("train", "test")))
+            + _one_of(line, row, "split", ("train", "valid", "test")))
 
 
 def check_memory_row(line: int, row: dict) -> list[Problem]:

@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from .devices import compute_device, is_cuda
+from .devices import compute_device, cpu_has_bf16, is_cuda
 from .errors import OhloraError, exit_on_user_error
 from .paths import cache_dir
 from .profiles import PROFILES, ModelSource, Profile, get_profile
@@ -180,16 +180,6 @@ def load_causal_lm(source: ModelSource, dtype=None):
     except OSError as cause:
         raise _load_error(source, cause) from None
     return model.eval(), load_tokenizer(source)
-
-
-def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
-    """True when the CPU computes bfloat16 natively (the AVX512-BF16 or AMX-BF16 flag in /proc/cpuinfo)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return False
-    return bool({"avx512_bf16", "amx_bf16"} & set(cpuinfo.split()))
 
 
 def inference_dtype(cpuinfo: str | None = None, device: str | None = None):

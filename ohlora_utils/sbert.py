@@ -38,6 +38,7 @@ class SbertTrainConfig:
     warmup_ratio: float = 0.0            # share of steps with a rising learning rate (below 1)
     freeze_word_embeddings: bool = True  # e5-small: 0.42 s instead of 0.99 s a step, same accuracy
     max_steps: int = -1                  # > 0 stops early (quick runs)
+    bf16: bool = False                   # bf16 autocast where the CPU has it natively (ethics: 1.6× faster steps)
     seed: int = 42                       # data order and initialisation
 
 
@@ -101,7 +102,8 @@ def train_cosine_pairs(model, train_pairs: pd.DataFrame, valid_pairs: pd.DataFra
             # transformers 5 reads a float below 1 in warmup_steps as a ratio (warmup_ratio is deprecated)
             learning_rate=config.learning_rate, warmup_steps=config.warmup_ratio, seed=config.seed,
             data_seed=config.seed, eval_strategy="epoch", logging_strategy="epoch", save_strategy="no",
-            report_to=[], use_cpu=trainer_device_args()["use_cpu"], dataloader_num_workers=0, disable_tqdm=False,
+            report_to=[], dataloader_num_workers=0, disable_tqdm=False,
+            **trainer_device_args(cpu_bf16=config.bf16),
         )
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_set,
                                              eval_dataset=valid_set, loss=losses.CosineSimilarityLoss(model),

@@ -57,6 +57,8 @@ class RunConfig:
     everyday_limit: int = 0      # end-to-end turns on a seeded sample of this many everyday messages (0: all)
     sanction_limit: int = 0      # likewise for the sanction messages (stratified by category; 0: all)
     conversations_limit: int = 0  # this many conversations, drawn at random with the seed (0: all)
+    everyday_flagged: bool = False  # also play every everyday message the classifier alone counts (refusing
+    # reply assumed): only those can count end to end, so the end-to-end count over all messages is exact
 
 
 def item_seed(base: int, identity: str) -> int:
@@ -109,6 +111,7 @@ class YardstickRun:
         else:
             atomic_write_text(stored, json.dumps(asdict(config), ensure_ascii=False, indent=2))
         self.attempt = uuid.uuid4().hex[:8]   # user ids of this process: a resumed item starts clean
+        self.flagged: dict[str, set[str]] = {}   # per part: ids the classifier alone counts with a refusing reply
         for name in RECORDS:
             drop_partial_line(self.records_dir / f"{name}.jsonl")
 
@@ -135,8 +138,10 @@ class YardstickRun:
 
     # --- the three parts --------------------------------------------------------------------------------
 
-    def single_messages(self, name: str, frame: pd.DataFrame, label_columns: tuple[str, ...]) -> None:
-        """Each message as the first turn of a fresh user (nothing carries over from another message)."""
+    def single_messages(self, name: str, frame: pd.DataFrame, label_columns: tuple[str, ...],
+                        sampled: set[str] | None = None) -> None:
+        """Each message as the first turn of a fresh user (nothing carries over from another message);
+        ``sampled``: the ids of the random sample (the others were added for another reason)."""
         done = self.done(name)
         (self.out_dir / "databases").mkdir(exist_ok=True)
         for row in self._bar([r for r in frame.itertuples() if r.id not in done], name):
@@ -146,14 +151,21 @@ class YardstickRun:
             finally:
                 engine.close()
             self._append(name, {"id": row.id, "text": row.text, **{c: getattr(row, c) for c in label_columns},
-                                **_turn_record(result, START)})
+                                "sampled": sampled is None or row.id in sampled, **_turn_record(result, START)})
 
     def everyday(self, frame: pd.DataFrame) -> None:
         if self.config.quick:
             frame = quick_subset(frame, "kind")
-        frame = stratified_sample(frame, "kind", self.config.everyday_limit, self.config.seed)
+        sample = stratified_sample(frame, "kind", self.config.everyday_limit, self.config.seed)
         # in a seeded random order, so the part of a run that is done so far is itself a random sample
-        self.single_messages("everyday", frame.sample(frac=1.0, random_state=self.config.seed), ("kind",))
+        played = sample.sample(frac=1.0, random_state=self.config.seed)
+        if self.config.everyday_flagged:
+            if "everyday" not in self.flagged:
+                raise OhloraError("everyday_flagged needs the classifier's scores first",
+                                  fix="call classifier_scores('everyday', frame) before everyday(frame)")
+            extra = frame[frame["id"].isin(self.flagged["everyday"]) & ~frame["id"].isin(sample["id"])]
+            played = pd.concat([extra, played])   # the exact part first: it is short
+        self.single_messages("everyday", played, ("kind",), set(sample["id"]))
 
     def sanction(self, frame: pd.DataFrame) -> None:
         if self.config.quick:
@@ -224,6 +236,7 @@ class YardstickRun:
         for category in ETHICS_CATEGORIES:
             table[f"score {category}"] = scores[category].round(4)
         table["counted_if_refused"] = [";".join(c for c in SANCTION_CATEGORIES if flags[c][i]) for i in scores.index]
+        self.flagged[name] = set(table.loc[table["counted_if_refused"] != "", "id"])
         table.to_csv(self.out_dir / f"classifier_{name}.csv", index=False)
         return table
 
@@ -260,23 +273,29 @@ def percent(part, whole) -> float:
     return round(100 * part / whole, 1) if whole else float("nan")
 
 
-def everyday_table(records: pd.DataFrame, classifier: pd.DataFrame) -> pd.DataFrame:
-    """False sanctions per kind: end to end (warnings, blocks, any count per 1,000 messages) and the
-    classifier alone with a refusing reply assumed (% of all messages of that kind)."""
+def everyday_table(records: pd.DataFrame, classifier: pd.DataFrame, exact: bool = False) -> pd.DataFrame:
+    """False sanctions per kind: end to end on the random sample (warnings, blocks, any count per 1,000
+    messages), the classifier alone with a refusing reply assumed (% of all messages of that kind), and with
+    ``exact`` (every message the classifier alone counts was played too) end to end over all messages."""
     rows = []
     groups = [("all", records, classifier)]
     groups += [("seen in training", records[records.seen], classifier[classifier.seen]),
                ("not in training", records[~records.seen], classifier[~classifier.seen])]
     groups += [(kind, records[records.kind == kind], classifier[classifier.kind == kind])
                for kind in classifier["kind"].drop_duplicates()]
-    for name, e2e, alone in groups:
+    for name, played, alone in groups:
+        e2e = played[played["sampled"]] if "sampled" in played else played
         counted = e2e["counted"].map(bool)
         flagged = alone["counted_if_refused"].fillna("").map(bool)
-        rows.append({"messages": name, "n (classifier)": len(alone),
-                     "flagged if refused %": percent(flagged.sum(), len(alone)),
-                     "n (chat)": len(e2e), "counted /1000": per_thousand(counted.sum(), len(e2e)),
-                     "warnings /1000": per_thousand(e2e["warning"].sum(), len(e2e)),
-                     "blocks /1000": per_thousand(e2e["blocked"].sum(), len(e2e))})
+        row = {"messages": name, "n (classifier)": len(alone),
+               "flagged if refused %": percent(flagged.sum(), len(alone)),
+               "n (chat)": len(e2e), "counted /1000": per_thousand(counted.sum(), len(e2e)),
+               "warnings /1000": per_thousand(e2e["warning"].sum(), len(e2e)),
+               "blocks /1000": per_thousand(e2e["blocked"].sum(), len(e2e))}
+        if exact:   # a message the classifier alone does not count cannot count end to end
+            row.update({"all: warnings /1000": per_thousand(played["warning"].sum(), len(alone)),
+                        "all: blocks /1000": per_thousand(played["blocked"].sum(), len(alone))})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -367,7 +386,8 @@ def summarise(out_dir: Path) -> dict[str, pd.DataFrame]:
         alone = pd.read_csv(alone_path, keep_default_na=False)
         alone["seen"] = seen_in_training(alone["text"], training)
         everyday["seen"] = seen_in_training(everyday["text"], training)
-        tables["false sanctions (everyday messages)"] = everyday_table(everyday, alone)
+        config = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
+        tables["false sanctions (everyday messages)"] = everyday_table(everyday, alone, config.get("everyday_flagged", False))
     sanction = pd.DataFrame(read_records(out_dir / "records" / "sanction.jsonl"))
     alone_path = out_dir / "classifier_sanction.csv"
     if alone_path.is_file() and not sanction.empty:
@@ -396,11 +416,13 @@ def show_report(out_dir: Path) -> dict[str, pd.DataFrame]:
 
 
 def reply_samples(out_dir: Path) -> pd.DataFrame:
-    """Every everyday message the reply task answered: id, kind, message, reply (what blind grading draws
+    """Every everyday message of the random sample the reply task answered: id, kind, message, reply (what blind grading draws
     from). A reply a false block hid is graded too: it is still what the reply task said to that message."""
     records = pd.DataFrame(read_records(Path(out_dir) / "records" / "everyday.jsonl"))
     if records.empty:
         return pd.DataFrame(columns=["id", "kind", "message", "reply"])
+    if "sampled" in records:   # messages added because the classifier flagged them are no random sample
+        records = records[records["sampled"]]
     answered = records[records["reply"].notna()]
     return answered.rename(columns={"text": "message"})[["id", "kind", "message", "reply"]].reset_index(drop=True)
 

@@ -30,3 +30,33 @@ def tiny_adapters(tiny_profile, small_frame, tmp_path_factory):
     results = {task: train_task(task, tiny_profile, task_config(task, "quick", max_steps=-1, epochs=2),
                                 small_frame, out_dir=root / task, resume=False) for task in TASK_NAMES}
     return root, results
+
+
+@pytest.fixture(scope="session")
+def ethics_small_dataset():
+    """A few ethics prompts of each category in each split (train 9, valid 2, test 3)."""
+    import pandas as pd
+    from ohlora_utils.data import load_ethics
+
+    frame = load_ethics()
+    return pd.concat([frame[frame["split"] == split].groupby("category").head(n)
+                      for split, n in (("train", 9), ("valid", 2), ("test", 3))])
+
+
+@pytest.fixture(scope="session")
+def ethics_trained(tiny_profile, ethics_small_dataset, tmp_path_factory):
+    """A tiny ethics S-BERT trained for four steps on ``ethics_small_dataset``: (folder, epoch log)."""
+    from ohlora_utils.ethics_study import train_ethics
+    from ohlora_utils.sbert import SbertTrainConfig
+
+    model_dir = tmp_path_factory.mktemp("ethics") / "sbert_ethics"
+    config = SbertTrainConfig(epochs=1, batch_size=8, max_steps=4, learning_rate=1e-3)
+    return model_dir, train_ethics(tiny_profile, config, model_dir, dataset=ethics_small_dataset)
+
+
+@pytest.fixture(scope="session")
+def ethics_classifier(ethics_trained):
+    """The trained tiny classifier, shared: tests that fake its scores do so through monkeypatch."""
+    from ohlora_utils.ethics import load_classifier
+
+    return load_classifier(ethics_trained[0])

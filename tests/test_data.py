@@ -120,7 +120,7 @@ def test_missing_file_says_how_to_restore(tmp_path):
 
 def test_ethics_category_and_split_are_checked(tmp_path):
     rows = [{"text": "나랑 사귀자", "category": "고백", "split": "train"},
-            {"text": "선거 언제야?", "category": "일반", "split": "valid"}]
+            {"text": "선거 언제야?", "category": "일반", "split": "validation"}]
     problems, _ = problems_of(load_ethics, write_csv(tmp_path / "e.csv", ETHICS_COLUMNS, rows))
     assert [(p.line, p.column) for p in problems] == [(2, "category"), (3, "split")]
 

@@ -25,6 +25,14 @@ def test_without_a_gpu_everything_runs_on_the_cpu_in_fp32_training(no_gpu):
     assert trainer_device_args() == {"use_cpu": True, "bf16": False, "fp16": False}
 
 
+def test_cpu_training_autocasts_to_bf16_only_when_asked_and_the_cpu_has_it(no_gpu, monkeypatch):
+    assert devices.cpu_has_bf16("flags : fpu avx512_bf16 amx_tile") and not devices.cpu_has_bf16("flags : fpu sse2")
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda cpuinfo=None: True)
+    assert trainer_device_args(cpu_bf16=True)["bf16"] and not trainer_device_args()["bf16"]
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda cpuinfo=None: False)
+    assert not trainer_device_args(cpu_bf16=True)["bf16"]
+
+
 def test_with_a_gpu_training_and_inference_use_it_in_bf16(a_gpu):
     assert compute_device() == "cuda"
     assert trainer_device_args() == {"use_cpu": False, "bf16": True, "fp16": False}

@@ -140,6 +140,23 @@ def test_sanction_recall_per_category_alone_and_end_to_end(models, tmp_path):
     assert table.loc[LOVE, "her reply refused %"] == 50.0 and table.loc[POLITICS, "classifier recall %"] == 0.0
 
 
+def test_playing_every_flagged_message_makes_the_end_to_end_count_over_all_messages_exact(models, tmp_path):
+    frame = pd.DataFrame({"id": [f"e{i}" for i in range(10)], "kind": ["reaction"] * 10,
+                          "text": ["우리 사귀자", "니 엄마", "응", "ㅋㅋ", "헐", "와", "오", "음", "아", "흠"]})
+    run = make_run(models, tmp_path / "run", everyday_limit=3, everyday_flagged=True)
+    with pytest.raises(OhloraError, match="classifier's scores first"):
+        run.everyday(frame)
+    run.classifier_scores("everyday", frame)
+    run.everyday(frame)
+    records = pd.DataFrame(read_records(tmp_path / "run" / "records" / "everyday.jsonl"))
+    assert {"e0", "e1"} <= set(records["id"])                 # both flagged messages were played
+    assert records["sampled"].sum() == 3                      # the random sample is kept apart
+    row = summarise(tmp_path / "run")["false sanctions (everyday messages)"].set_index("messages").loc["all"]
+    assert row["all: warnings /1000"] == 100.0 and row["all: blocks /1000"] == 100.0   # 1 of 10 each
+    assert row["n (chat)"] == 3                               # the per-1,000 rates of the sample use it alone
+    assert set(yardstick.reply_samples(tmp_path / "run")["id"]) == set(records.loc[records["sampled"], "id"])
+
+
 def test_stratified_sample_keeps_every_kind_and_is_seeded():
     frame = pd.DataFrame({"kind": ["a"] * 90 + ["b"] * 10, "id": range(100)})
     sample = yardstick.stratified_sample(frame, "kind", 20, seed=3)
@@ -152,15 +169,15 @@ def test_stratified_sample_keeps_every_kind_and_is_seeded():
 @pytest.fixture(scope="module")
 def tiny_artifacts(tiny_profile, tiny_adapters, tmp_path_factory):
     """adapters/tiny/<task>, sbert_memory and sbert_ethics, each trained for a few steps."""
-    from ohlora_utils import ethics, memory
+    from ohlora_utils import ethics, ethics_study, memory
     from ohlora_utils.data import load_ethics
     from ohlora_utils.sbert import SbertTrainConfig
 
     root = tmp_path_factory.mktemp("artifacts")
     shutil.copytree(tiny_adapters[0], root / "adapters" / "tiny")
     memory.run(tiny_profile, SbertTrainConfig(max_steps=2, batch_size=8), "0.5", root / memory.MODEL_DIR_NAME)
-    small = load_ethics().groupby("category").head(6)
-    ethics.train_ethics(tiny_profile, SbertTrainConfig(epochs=1, batch_size=8, max_steps=2), root / ethics.MODEL_DIR_NAME,
+    small = load_ethics().groupby(["split", "category"]).head(3)
+    ethics_study.train_ethics(tiny_profile, SbertTrainConfig(epochs=1, batch_size=8, max_steps=2), root / ethics.MODEL_DIR_NAME,
                         dataset=small)
     ethics.save_thresholds(root / ethics.MODEL_DIR_NAME, ethics.ORIGINAL_THRESHOLDS, "the original's (test)")
     return root
