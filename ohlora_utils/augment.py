@@ -19,10 +19,9 @@ import re
 from pathlib import Path
 
 from .errors import OhloraError
-from .paths import DATA_DIR
+from .paths import SYNONYMS_FILE
 from .tasks import all_markers
 
-SYNONYMS_FILE = DATA_DIR / "augmentation" / "synonyms.txt"
 GROUP_SEPARATOR = " | "   # members of one group on one line
 SYLLABLE = "[가-힣]"
 LATIN = "[A-Za-z]"

@@ -271,8 +271,20 @@ class _StepClock:
 COMMANDS = "/memory (what I remember) · /forget (forget everything) · /quit"
 
 
-def render(result: TurnResult) -> str:
-    lines = [f"오로라: {result.shown}"]
+def render(result: TurnResult, verbose: bool = False) -> str:
+    """What the user sees of a turn (her reply, her expression, the memory used and saved); ``verbose`` puts
+    every intermediate value in front of it (notebook 05): prompt, LLM input, reply, the ethics verdict and why,
+    summary, tries per task."""
+    lines = []
+    if verbose:
+        details = [("user", result.user_text), ("prompt", result.prompt),
+                   ("memory used", result.memory_used and f"{result.memory_used} ({result.memory_score:.2f})"),
+                   ("LLM input", result.llm_input), ("reply", result.reply),
+                   ("ethics", result.reply is not None
+                    and f"{', '.join(result.ethics_categories) or 'nothing counts'} ({result.ethics_reason})"),
+                   ("summary", result.summary), ("tries", result.tries)]
+        lines += [f"{label:12s}: {value}" for label, value in details if value]
+    lines.append(f"오로라: {result.shown}")
     if result.reply is not None and not result.blocked:
         if result.expression:
             eyes, mouth, pose = result.expression
@@ -291,6 +303,19 @@ def headless() -> bool:
     return bool(os.environ.get("OHLORA_HEADLESS") or os.environ.get("PYTEST_CURRENT_TEST"))
 
 
+def show_face(scores: dict[str, float]) -> None:
+    """Her face for this turn's expression scores, drawn small under the reply (the notebook panel)."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from .face import draw_face
+
+    fig, ax = plt.subplots(figsize=(1.6, 1.6))
+    draw_face(ax, scores)
+    display(fig)
+    plt.close(fig)
+
+
 def chat_panel(engine: ChatEngine):
     """An ipywidgets chat box for JupyterLab (None when headless)."""
     if headless():
@@ -307,7 +332,10 @@ def chat_panel(engine: ChatEngine):
             with log:
                 print(f"나: {text}")
                 try:
-                    print(render(engine.turn(text)))
+                    result = engine.turn(text)
+                    print(render(result))
+                    if result.expression_scores:
+                        show_face(result.expression_scores)
                 except OhloraError as error:
                     print(f"  ({error})")
 

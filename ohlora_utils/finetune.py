@@ -30,22 +30,21 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from .adapters import ADAPTER_META, adapter_dir, read_adapter_meta  # noqa: F401 (re-exported)
 from .augment import SynonymAugmenter
 from .data import FINE_TUNING_CSV, is_refusal, load_fine_tuning
 from .devices import trainer_device_args
 from .errors import OhloraError
 from .models import load_causal_lm
-from .paths import artifacts_dir
 from .presets import get_preset
 from .profiles import ModelSource, Profile
-from .storage import atomic_dir, atomic_write_text, manifest_problem, read_manifest, write_manifest
+from .storage import atomic_dir, atomic_write_text, write_manifest
 from .tasks import TASK_NAMES, TASKS, all_markers
 
 # Modules LoRA adapts, per architecture: the original's for Kanana (Llama) and Polyglot-Ko (GPT-NeoX);
 # Gemma 3 names its projections like Llama, so it gets the same seven.
 LLAMA_STYLE = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 TARGET_MODULES = {"llama": LLAMA_STYLE, "gemma3_text": LLAMA_STYLE, "gpt_neox": ("query_key_value",)}
-ADAPTER_META = "ohlora-adapter.json"   # provenance next to each adapter
 TRAINING_LOG = "training_log.csv"      # one row per epoch
 CHECKPOINTS = "checkpoints"            # resumable state while training; removed once the adapter is saved
 RUN_IDENTITY = "run-identity.json"     # next to the checkpoints: which run they belong to
@@ -111,10 +110,6 @@ PRESETS: dict[str, dict[str, LoraTrainConfig]] = {
         "eyes_mouth_pose": LoraTrainConfig(epochs=30, batch_size=4),
     },
 }
-
-
-def adapter_dir(profile: Profile, task: str) -> Path:
-    return artifacts_dir() / "adapters" / profile.name / task
 
 
 def data_fingerprint(path: Path = FINE_TUNING_CSV) -> str:
@@ -412,21 +407,6 @@ def _versions() -> dict:
     from importlib.metadata import version
 
     return {name: version(name) for name in ("torch", "transformers", "peft", "trl")}
-
-
-def read_adapter_meta(folder: Path) -> dict:
-    """The provenance of a trained adapter; a clear error when it is absent, damaged or unreadable."""
-    path = Path(folder) / ADAPTER_META
-    if not path.is_file():
-        raise OhloraError(f"no trained adapter in {folder}",
-                          fix="train it first: run notebook 02 (make reproduce), or pass the right folder")
-    retrain = "delete the folder and train it again (notebook 02, or make reproduce)"
-    if read_manifest(folder) is not None and (problem := manifest_problem(folder)):
-        raise OhloraError(f"the adapter in {folder} is damaged: {problem}", fix=retrain)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as cause:
-        raise OhloraError(f"the adapter in {folder} has an unreadable {ADAPTER_META} ({cause})", fix=retrain) from None
 
 
 def main(argv: list[str] | None = None) -> None:

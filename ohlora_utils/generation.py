@@ -24,7 +24,7 @@ import torch
 
 from .devices import compute_device
 from .errors import OhloraError
-from .finetune import adapter_dir, read_adapter_meta
+from .adapters import adapter_dir, read_adapter_meta
 from .formats import MEMORY_ITEM, format_memory_item, parse_expression
 from .models import load_causal_lm
 from .profiles import Profile

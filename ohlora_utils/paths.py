@@ -13,6 +13,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the repository checkout
 DATA_DIR = PROJECT_ROOT / "data"                        # hand-written datasets (tracked)
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"              # the five study notebooks (tracked)
+SYNONYMS_FILE = DATA_DIR / "augmentation" / "synonyms.txt"  # augmentation groups; the study vocabulary reads them too
 
 
 def cache_dir() -> Path:

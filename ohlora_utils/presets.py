@@ -5,7 +5,7 @@ Usage: ``preset = get_preset(preset)`` → ``"default"`` (``""`` means ``$OHLORA
 - ``quick``: a few steps per model, so ``make test`` runs every notebook end to end in minutes.
 - ``default``: what ``make reproduce`` runs on a 2-core CPU within the README's time budget.
 - ``paper``: the original's epochs and batch sizes (meant for a GPU).
-Each module keeps its own table of what a preset means for it (e.g. ``memory.PRESETS``).
+Each module keeps its own table of what a preset means for it (e.g. ``memory_study.PRESETS``).
 """
 from __future__ import annotations
 

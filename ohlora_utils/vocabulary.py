@@ -24,7 +24,7 @@ import unicodedata
 
 import torch
 
-from .augment import SYNONYMS_FILE
+from .paths import SYNONYMS_FILE
 from .data import load_ethics, load_fine_tuning, load_memory
 from .errors import OhloraError
 from .tasks import all_markers

@@ -60,3 +60,13 @@ def ethics_classifier(ethics_trained):
     from ohlora_utils.ethics import load_classifier
 
     return load_classifier(ethics_trained[0])
+
+
+@pytest.fixture(scope="session")
+def memory_trained(tiny_profile, tmp_path_factory):
+    """A tiny memory S-BERT trained for three steps, threshold 0.5: (folder, what ``memory_study.run`` returned)."""
+    from ohlora_utils.memory_study import run
+    from ohlora_utils.sbert import SbertTrainConfig
+
+    out = tmp_path_factory.mktemp("memory") / "sbert_memory"
+    return out, run(tiny_profile, SbertTrainConfig(max_steps=3, batch_size=8), "0.5", out)

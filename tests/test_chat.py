@@ -276,3 +276,61 @@ def test_a_running_chat_honours_a_lift_from_another_process(engine):
         other.lift(engine.user_id, "tested the block")
     engine.llms.script["output_message"] = "응 좋아"
     assert not engine.turn("안녕 로라야").blocked
+
+
+# --- two layers: what a chat turn runs imports nothing from the study ---------------------------------------
+
+STUDY_MODULES = {"augment", "finetune", "llm_metrics", "memory_study", "ethics_study", "yardstick", "grading",
+                 "eval_data", "plots", "notebook"}
+
+
+def package_imports(module: str) -> set[str]:
+    """The ohlora_utils modules ``module`` imports anywhere in its source (also inside functions)."""
+    import ast
+    from ohlora_utils.paths import PROJECT_ROOT
+
+    package = PROJECT_ROOT / "ohlora_utils"
+    found = set()
+    for node in ast.walk(ast.parse((package / f"{module}.py").read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found |= {node.module.split(".")[0]} if node.module else {alias.name for alias in node.names}
+    return {name for name in found if (package / f"{name}.py").is_file()}
+
+
+def test_chat_time_code_imports_nothing_from_the_study_side():
+    reached, todo = set(), ["chat"]
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo += package_imports(module)
+    assert {"memory", "ethics", "sanctions", "generation", "timeinfo", "expression"} <= reached
+    assert reached & STUDY_MODULES == set(), f"chat-time code reaches study modules: {reached & STUDY_MODULES}"
+
+
+def test_the_panel_draws_her_face_for_the_turns_scores(monkeypatch):
+    import IPython.display
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ohlora_utils import chat
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda figure: shown.append(len(figure.axes[0].patches)))
+    chat.show_face({"eyes": 1.0, "mouth": 1.2, "pose": 0.5})
+    assert len(shown) == 1 and shown[0] >= 8
+
+
+def test_render_shows_the_user_her_reply_and_verbose_adds_every_intermediate_value():
+    from ohlora_utils.chat import TurnResult, render
+
+    result = TurnResult(user_text="나 떡볶이 좋아해", shown="오 나도 좋아해!", prompt="나 떡볶이 좋아해",
+                        llm_input="나 떡볶이 좋아해", reply="오 나도 좋아해!", expression=("크게", "보통", "없음"),
+                        memory_saved="[좋아하는 음식: 떡볶이]", memory_store_status="saved", summary="떡볶이 얘기",
+                        ethics_reason="no category reaches its threshold")
+    short, verbose = render(result), render(result, verbose=True)
+    assert short.splitlines()[0] == "오로라: 오 나도 좋아해!" and "(기억함: [좋아하는 음식: 떡볶이] — saved)" in short
+    assert verbose.endswith(short) and "LLM input" in verbose and "nothing counts" in verbose
+    assert "summary     : 떡볶이 얘기" in verbose and "user" in verbose.splitlines()[0]
+    blocked = TurnResult(user_text="x", shown="🚫 차단", reply="미안", blocked=True, expression=("보통", "보통", "없음"))
+    assert render(blocked) == "오로라: 🚫 차단"

@@ -169,13 +169,13 @@ def test_stratified_sample_keeps_every_kind_and_is_seeded():
 @pytest.fixture(scope="module")
 def tiny_artifacts(tiny_profile, tiny_adapters, tmp_path_factory):
     """adapters/tiny/<task>, sbert_memory and sbert_ethics, each trained for a few steps."""
-    from ohlora_utils import ethics, ethics_study, memory
+    from ohlora_utils import ethics, ethics_study, memory, memory_study
     from ohlora_utils.data import load_ethics
     from ohlora_utils.sbert import SbertTrainConfig
 
     root = tmp_path_factory.mktemp("artifacts")
     shutil.copytree(tiny_adapters[0], root / "adapters" / "tiny")
-    memory.run(tiny_profile, SbertTrainConfig(max_steps=2, batch_size=8), "0.5", root / memory.MODEL_DIR_NAME)
+    memory_study.run(tiny_profile, SbertTrainConfig(max_steps=2, batch_size=8), "0.5", root / memory.MODEL_DIR_NAME)
     small = load_ethics().groupby(["split", "category"]).head(3)
     ethics_study.train_ethics(tiny_profile, SbertTrainConfig(epochs=1, batch_size=8, max_steps=2), root / ethics.MODEL_DIR_NAME,
                         dataset=small)

@@ -1,0 +1,339 @@
+"""The study side of memory retrieval (docs/memory.md): pairs and labels, training, evaluation, the threshold.
+
+Usage::
+
+    labels = key_labels(key_cosines(base_model, profile, lines["key"]))
+    history, steps = train_memory_sbert(model, *split_pairs(build_pairs(train_lines, labels)), config, profile, out)
+    choice = choose_threshold(similarity_matrix(model, meta, messages, memories), keys)   # → save_threshold(out, choice)
+
+Command line: ``python -m ohlora_utils.memory_study --profile embedded --preset default`` trains, evaluates,
+chooses the threshold and saves everything to ``artifacts_dir()/sbert_memory`` (what notebook 03 does).
+
+Pairs: every ordered pair (i, j) of train lines gives (memory of i, message of j), labelled 1.0 when the
+keys are equal, else max(2.6·x − 1.6, 0) where x is the *untrained* base model's cosine of the two key
+strings: related keys (오늘 일정 / 내일 일정) keep some similarity, unrelated ones little or none.
+
+Threshold: chosen from the test split (``threshold_sweep``) and written to ``threshold.json`` next to the
+model, where the chat-time retriever (``memory.load_retriever``) reads it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import OhloraError, exit_on_user_error
+from .memory import ORIGINAL_THRESHOLD, THRESHOLD_FILE, default_model_dir, similarity_matrix
+from .presets import get_preset
+from .profiles import Profile, get_profile
+from .sbert import SbertTrainConfig, embed, pair_metrics, pairs_frame, train_cosine_pairs
+from .storage import atomic_write_text
+
+STEP_LOG = "step_losses.csv"         # every training step's loss, next to the model
+VALID_SHARE = 0.1                    # docs/memory.md: 90/10 split of the train pairs
+ORIGINAL_TEST_METRICS = {"mse": 0.0355, "mae": 0.128, "pearson": 0.745}  # original, 1,600 test pairs
+ORIGINAL_TOP1 = (20, 40)             # original: right memory on top for 20 of 40 test messages
+THRESHOLD_GRID = np.round(np.arange(0.0, 1.0001, 0.01), 2)  # thresholds the sweep tries
+THRESHOLD_BETA = 0.5                 # F-beta < 1: a wrong memory in the prompt hurts more than a missed one
+
+# What each preset means for the memory model. e5-small, batch 16, frozen word embeddings: about 0.57 s a
+# step on 2 CPU cores; an epoch of the 10,498 train pairs is 657 steps. A higher learning rate than the
+# original's makes up for training less than one epoch instead of ten.
+PRESETS: dict[str, SbertTrainConfig] = {
+    "quick": SbertTrainConfig(epochs=1, max_steps=30, learning_rate=1e-4),     # a few dozen steps (make test)
+    "default": SbertTrainConfig(epochs=1, max_steps=550, learning_rate=1e-4),  # make reproduce: ~6 min notebook
+    "paper": SbertTrainConfig(epochs=10, batch_size=16, learning_rate=2e-5),   # the original
+}
+
+
+def train_config(preset: str = "", epochs: int = 0, batch_size: int = 0, seed: int | None = None) -> SbertTrainConfig:
+    """The preset's config with the notebook's overrides (0 keeps the preset's value)."""
+    config = PRESETS[get_preset(preset)]
+    if epochs < 0 or batch_size < 0:
+        raise OhloraError(f"epochs={epochs}, batch_size={batch_size} must be ≥ 0", fix="use 0 for the preset's value")
+    if epochs:
+        config = replace(config, epochs=epochs, max_steps=-1)  # asking for epochs means whole epochs
+    if batch_size:
+        config = replace(config, batch_size=batch_size)
+    if seed is not None:
+        config = replace(config, seed=seed)
+    return config
+
+
+# --- pairs and labels ------------------------------------------------------------------------------
+
+def prefixes(profile: Profile) -> dict[str, str]:
+    """The text prefixes a model of ``profile`` embeds with (what a trained model's meta carries)."""
+    return {"query_prefix": profile.query_prefix, "passage_prefix": profile.passage_prefix}
+
+
+def key_label(cosine: float) -> float:
+    """docs/memory.md: a different key's cosine x becomes max(2.6·x − 1.6, 0)."""
+    return max(2.6 * float(cosine) - 1.6, 0.0)
+
+
+def key_cosines(base_model, profile: Profile, keys) -> pd.DataFrame:
+    """The untrained base model's cosine of every pair of key strings (keys × keys)."""
+    keys = sorted(set(keys))
+    vectors = embed(base_model, keys, profile.query_prefix)
+    return pd.DataFrame(vectors @ vectors.T, index=keys, columns=keys)
+
+
+def key_labels(cosines: pd.DataFrame) -> pd.DataFrame:
+    """Label of every key pair: 1.0 on equal keys, the rescaled base cosine elsewhere."""
+    labels = cosines.map(key_label)
+    for key in labels.index:
+        labels.loc[key, key] = 1.0
+    return labels
+
+
+def build_pairs(lines: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """Every ordered pair (i, j) of ``lines`` (key, value, message, memory): (memory of i, message of j, label)."""
+    lines = lines.reset_index(drop=True)
+    i, j = np.meshgrid(np.arange(len(lines)), np.arange(len(lines)), indexing="ij")
+    i, j = i.ravel(), j.ravel()
+    memory_key, message_key = lines["key"].to_numpy()[i], lines["key"].to_numpy()[j]
+    missing = sorted(set(memory_key) - set(labels.index))
+    if missing:
+        raise OhloraError(f"no label for keys {missing}", fix="compute key_cosines over the keys of every split")
+    return pd.DataFrame({
+        "memory": lines["memory"].to_numpy()[i], "message": lines["message"].to_numpy()[j],
+        "memory_key": memory_key, "message_key": message_key,
+        "label": labels.to_numpy()[labels.index.get_indexer(memory_key), labels.columns.get_indexer(message_key)],
+    })
+
+
+def split_pairs(pairs: pd.DataFrame, valid_share: float = VALID_SHARE, seed: int = 42):
+    """``(train, valid)``: a seeded random ``valid_share`` of the pairs is held out for validation."""
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    n_valid = max(1, round(len(pairs) * valid_share))
+    return pairs.iloc[order[n_valid:]].reset_index(drop=True), pairs.iloc[order[:n_valid]].reset_index(drop=True)
+
+
+def as_training_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The shared trainer's (a, b, label) frame: the message is the query, the memory the passage."""
+    return pairs_frame(pairs["message"].tolist(), pairs["memory"].tolist(), pairs["label"].tolist())
+
+
+def train_memory_sbert(model, train: pd.DataFrame, valid: pd.DataFrame, config: SbertTrainConfig,
+                       profile: Profile, out_dir: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fine-tune ``model`` in place on the pairs, save it to ``out_dir`` (default: artifacts).
+
+    Returns the epoch log (train/valid loss, valid Pearson) and every step's train loss (the loss curve).
+    """
+    out_dir = Path(out_dir or default_model_dir())
+    with _recording_step_losses() as losses:
+        history = train_cosine_pairs(model, as_training_pairs(train), as_training_pairs(valid), config, profile,
+                                     out_dir, {"task": "memory", "valid_share": VALID_SHARE, "train_pairs": len(train)})
+    steps = pd.DataFrame({"step": np.arange(1, len(losses) + 1), "train_loss": losses})
+    atomic_write_text(out_dir / STEP_LOG, steps.to_csv(index=False))
+    return history, steps
+
+
+@contextmanager
+def _recording_step_losses():
+    """Collect every training step's loss: the shared trainer logs once per epoch, too coarse for a curve.
+
+    A stop-gap that wraps the loss class the trainer builds; it changes nothing the trainer computes.
+    """
+    import torch
+    from sentence_transformers.sentence_transformer import losses
+
+    recorded: list[float] = []
+    stock = losses.CosineSimilarityLoss
+
+    class CosineSimilarityLoss(stock):  # same name: the saved model card names the loss
+        def forward(self, *args, **kwargs):
+            loss = super().forward(*args, **kwargs)
+            if torch.is_grad_enabled():  # training steps only, not the evaluation's loss
+                recorded.append(float(loss.detach()))
+            return loss
+
+    losses.CosineSimilarityLoss = CosineSimilarityLoss
+    try:
+        yield recorded
+    finally:
+        losses.CosineSimilarityLoss = stock
+
+
+# --- evaluation ------------------------------------------------------------------------------------
+
+def pair_predictions(similarity: np.ndarray, pairs: pd.DataFrame, lines: pd.DataFrame) -> np.ndarray:
+    """Each pair's cosine, read from ``similarity_matrix(lines' messages, lines' memories)``."""
+    row = pd.Index(lines["message"]).get_indexer(pairs["message"])
+    column = pd.Index(lines["memory"]).get_indexer(pairs["memory"])
+    return similarity[row, column]
+
+
+def evaluate_pairs(similarity: np.ndarray, pairs: pd.DataFrame, lines: pd.DataFrame) -> dict[str, float]:
+    """MSE / MAE / Pearson of the pairs' cosines against their labels (the original's test figures)."""
+    return pair_metrics(pair_predictions(similarity, pairs, lines), pairs["label"].to_numpy())
+
+
+def pair_examples(pairs: pd.DataFrame, n: int = 6, seed: int = 42) -> pd.DataFrame:
+    """A few pairs of each kind: same key (1.0), related key (between 0 and 1), unrelated key (0)."""
+    kinds = pairs.assign(kind=np.select([pairs["label"] >= 1.0, pairs["label"] > 0.0],
+                                        ["same key", "related key"], "unrelated key"))
+    shown = [group.sample(min(n, len(group)), random_state=seed) for _, group in kinds.groupby("kind", sort=False)]
+    return pd.concat(shown)[["kind", "memory", "message", "label"]].reset_index(drop=True)
+
+
+def top1_retrieval(similarity: np.ndarray, keys) -> dict[str, int]:
+    """For each message (row i, key keys[i]), the best memory (column) among all: right key? its own line?"""
+    keys = np.asarray(keys)
+    best = similarity.argmax(axis=1)
+    return {"right_key": int((keys[best] == keys).sum()), "own_item": int((best == np.arange(len(keys))).sum()),
+            "total": len(keys)}
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    threshold: float
+    precision: float   # share of retrieved pairs whose memory has the message's key (nan when none retrieved)
+    recall: float      # share of same-key pairs that are retrieved
+    retrieved: int     # (message, memory) pairs with cosine ≥ threshold
+    correct: int       # of those, pairs with the same key
+
+
+def sweep_point(similarity: np.ndarray, keys, threshold: float) -> SweepPoint:
+    """Every (message, memory) pair asks: were this memory stored, would it be brought in for this message?
+
+    It is brought in when its cosine reaches ``threshold``, and should be exactly when the keys are equal.
+    """
+    keys = np.asarray(keys)
+    same = keys[:, None] == keys[None, :]
+    retrieved = similarity >= threshold
+    correct = int((retrieved & same).sum())
+    return SweepPoint(float(threshold), correct / int(retrieved.sum()) if retrieved.any() else float("nan"),
+                      correct / int(same.sum()), int(retrieved.sum()), correct)
+
+
+def threshold_sweep(similarity: np.ndarray, keys, grid=THRESHOLD_GRID) -> pd.DataFrame:
+    """Precision and recall of retrieval (see ``sweep_point``) at every threshold of ``grid``."""
+    frame = pd.DataFrame([asdict(sweep_point(similarity, keys, t)) for t in grid])
+    frame["f_beta"] = _f_beta(frame["precision"].fillna(0.0), frame["recall"], THRESHOLD_BETA)
+    return frame
+
+
+def _f_beta(precision, recall, beta: float):
+    denominator = beta ** 2 * precision + recall
+    return ((1 + beta ** 2) * precision * recall / denominator.where(denominator > 0, 1.0)).fillna(0.0)
+
+
+def choose_threshold(similarity: np.ndarray, keys, setting: str = "auto") -> dict:
+    """``"auto"``: the sweep's best F-beta (the higher threshold on ties); else the float in ``setting``."""
+    if str(setting).strip().lower() == "auto":
+        sweep = threshold_sweep(similarity, keys)
+        best = sweep.loc[sweep["f_beta"] == sweep["f_beta"].max()].iloc[-1]
+        threshold, how = float(best["threshold"]), f"max F{THRESHOLD_BETA:g} over the test split's sweep"
+    else:
+        try:
+            threshold = float(setting)
+        except ValueError:
+            raise OhloraError(f"threshold {setting!r} is not a number", fix='use "auto" or a number like "0.8"') from None
+        if not math.isfinite(threshold):
+            raise OhloraError(f"threshold {setting!r} is not finite", fix='use "auto" or a number like "0.8"')
+        how = "given by the user"
+    point = sweep_point(similarity, keys, threshold)
+    return {"threshold": threshold, "how": how, "precision": point.precision, "recall": point.recall,
+            "retrieved": point.retrieved, "correct": point.correct, "pairs": len(keys) ** 2}
+
+
+def save_threshold(model_dir: Path, choice: dict) -> Path:
+    """Write the chosen threshold next to the trained model, where ``load_retriever`` finds it."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise OhloraError(f"no trained model folder {model_dir}", fix="train the memory model first")
+    path = model_dir / THRESHOLD_FILE
+    atomic_write_text(path, json.dumps(choice, ensure_ascii=False, indent=2))
+    return path
+
+
+# --- plots (matplotlib; Hangul needs setup_notebook first) -----------------------------------------
+
+def plot_heatmap(ax, matrix, row_labels, column_labels, title: str, digits: int = 2):
+    """A labelled heat-map with each cell's value written in it."""
+    matrix = np.asarray(matrix, dtype=float)
+    image = ax.imshow(matrix, cmap="viridis", vmin=min(0.0, matrix.min()), vmax=1.0)
+    ax.set_xticks(range(len(column_labels)), column_labels, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(row_labels)), row_labels, fontsize=8)
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, f"{value:.{digits}f}", ha="center", va="center", fontsize=7,
+                color="black" if value > 0.6 else "white")
+    ax.set_title(title)
+    return image
+
+
+def plot_loss_curve(ax, steps: pd.DataFrame, history: pd.DataFrame, steps_per_epoch: int, window: int = 20):
+    """Every step's train loss, its moving average, and the validation loss at each epoch's end."""
+    ax.plot(steps["step"], steps["train_loss"], color="#B3C7E6", linewidth=0.8, label="train loss (step)")
+    ax.plot(steps["step"], steps["train_loss"].rolling(window, min_periods=1).mean(), color="#3465A4",
+            label=f"train loss (mean of {window})")
+    if "valid_loss" in history:
+        ax.plot(history["epoch"] * steps_per_epoch, history["valid_loss"], "o", color="#CC0000", label="valid loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("MSE of cosine vs label")
+    ax.legend()
+
+
+def plot_threshold_sweep(axes, sweep: pd.DataFrame, choice: dict):
+    """Left: precision vs recall over the sweep; right: both against the threshold, choice and 0.95 marked."""
+    left, right = axes
+    left.plot(sweep["recall"], sweep["precision"], marker=".", color="#3465A4")
+    left.plot(choice["recall"], choice["precision"], "o", color="#CC0000", markersize=9,
+              label=f"chosen {choice['threshold']:.2f}")
+    left.set_xlabel("recall (same-key pairs retrieved)")
+    left.set_ylabel("precision (retrieved pairs with the same key)")
+    left.legend()
+    right.plot(sweep["threshold"], sweep["precision"], label="precision")
+    right.plot(sweep["threshold"], sweep["recall"], label="recall")
+    right.axvline(choice["threshold"], color="#CC0000", linestyle="--", label=f"chosen {choice['threshold']:.2f}")
+    right.axvline(ORIGINAL_THRESHOLD, color="grey", linestyle=":", label=f"original {ORIGINAL_THRESHOLD}")
+    right.set_xlabel("threshold")
+    right.legend()
+
+
+# --- the whole run (command line; notebook 03 shows the same steps one by one) ---------------------
+
+def run(profile: Profile, config: SbertTrainConfig, threshold: str = "auto", out_dir: Path | None = None) -> dict:
+    from .data import load_memory
+    from .models import load_sbert_base, provision
+
+    provision(profile)
+    lines = load_memory()
+    train_lines, test_lines = lines[lines["split"] == "train"], lines[lines["split"] == "test"]
+    model = load_sbert_base(profile)
+    labels = key_labels(key_cosines(model, profile, lines["key"]))
+    train, valid = split_pairs(build_pairs(train_lines, labels), seed=config.seed)
+    test = build_pairs(test_lines, labels)
+    out_dir = Path(out_dir or default_model_dir())
+    history, steps = train_memory_sbert(model, train, valid, config, profile, out_dir)
+    similarity = similarity_matrix(model, prefixes(profile), test_lines["message"], test_lines["memory"])
+    choice = choose_threshold(similarity, test_lines["key"], threshold)
+    save_threshold(out_dir, choice)
+    return {"history": history, "steps": steps, "test": evaluate_pairs(similarity, test, test_lines),
+            "top1": top1_retrieval(similarity, test_lines["key"]), "threshold": choice}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ohlora_utils.memory_study",
+                                     description="Train the memory S-BERT, choose its threshold, save both.")
+    parser.add_argument("--profile", default=None, help="embedded | paper | tiny (default: $OHLORA_PROFILE)")
+    parser.add_argument("--preset", default="", help="quick | default | paper (default: $OHLORA_PRESET)")
+    parser.add_argument("--threshold", default="auto", help='"auto" (chosen from the test split) or a number')
+    args = parser.parse_args(argv)
+    with exit_on_user_error(parser.prog):
+        result = run(get_profile(args.profile), train_config(args.preset), args.threshold)
+        print(result["history"].to_string(index=False))
+        print("test pairs:", {k: round(v, 4) for k, v in result["test"].items()})
+        print("top-1:", result["top1"], "threshold:", result["threshold"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Memory retrieval, study side: key labels, pairs, the validation split, presets, the sweep and the threshold's
+choice, and a tiny training run end to end."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ohlora_utils import memory, memory_study
+from ohlora_utils.errors import OhloraError
+from ohlora_utils.formats import format_memory_item
+from ohlora_utils.sbert import SbertTrainConfig
+
+LINES = pd.DataFrame({
+    "key": ["상태", "상태", "오늘 일정", "내일 일정"],
+    "value": ["피곤함", "배고픔", "치과", "면접"],
+    "message": ["나 너무 지쳤어", "배고파", "오늘 이 치료 무서워", "내일 떨려"],
+})
+LINES["memory"] = [format_memory_item(k, v) for k, v in zip(LINES["key"], LINES["value"])]
+COSINES = pd.DataFrame([[1.0, 0.70, 0.60], [0.70, 1.0, 0.95], [0.60, 0.95, 0.9999]],
+                       index=["상태", "내일 일정", "오늘 일정"], columns=["상태", "내일 일정", "오늘 일정"])
+
+
+# --- labels and pairs ---------------------------------------------------------------------------------
+
+def test_key_label_rescales_the_base_cosine_and_floors_it_at_zero():
+    assert memory_study.key_label(1.0) == pytest.approx(1.0)
+    assert memory_study.key_label(0.95) == pytest.approx(0.87)
+    assert memory_study.key_label(0.8) == pytest.approx(0.48)
+    assert memory_study.key_label(0.6) == 0.0 and memory_study.key_label(-0.3) == 0.0
+
+
+def test_equal_keys_get_exactly_one_other_keys_the_rescaled_cosine():
+    labels = memory_study.key_labels(COSINES)
+    assert labels.loc["오늘 일정", "오늘 일정"] == 1.0  # not 2.6 · 0.9999 − 1.6
+    assert labels.loc["오늘 일정", "내일 일정"] == pytest.approx(0.87)
+    assert labels.loc["상태", "내일 일정"] == pytest.approx(0.22)
+    assert labels.loc["상태", "오늘 일정"] == 0.0
+
+
+def test_every_ordered_pair_gives_memory_of_i_with_message_of_j():
+    pairs = memory_study.build_pairs(LINES, memory_study.key_labels(COSINES))
+    assert len(pairs) == 16
+    assert set(zip(pairs["memory"], pairs["message"])) == {(m, q) for m in LINES["memory"] for q in LINES["message"]}
+    row = pairs[(pairs["memory"] == "[오늘 일정: 치과]") & (pairs["message"] == "내일 떨려")].iloc[0]
+    assert (row["memory_key"], row["message_key"], row["label"]) == ("오늘 일정", "내일 일정", pytest.approx(0.87))
+    same_key = pairs["memory_key"] == pairs["message_key"]
+    assert (pairs.loc[same_key, "label"] == 1.0).all() and same_key.sum() == 6  # 상태 2×2 + 1 + 1
+    assert (pairs.loc[~same_key, "label"] < 1.0).all()
+
+
+def test_a_key_without_a_label_is_a_clear_error():
+    with pytest.raises(OhloraError, match="no label for keys"):
+        memory_study.build_pairs(LINES, memory_study.key_labels(COSINES.drop(index="상태", columns="상태")))
+
+
+def test_the_validation_split_is_a_seeded_tenth_of_the_pairs():
+    pairs = pd.DataFrame({"memory": [f"m{i}" for i in range(100)], "message": "q", "label": 0.5})
+    train, valid = memory_study.split_pairs(pairs, seed=7)
+    assert (len(train), len(valid)) == (90, 10)
+    assert set(train["memory"]).isdisjoint(valid["memory"]) and len(set(train["memory"]) | set(valid["memory"])) == 100
+    assert memory_study.split_pairs(pairs, seed=7)[1].equals(valid)
+    assert not memory_study.split_pairs(pairs, seed=8)[1].equals(valid)
+
+
+def test_training_pairs_put_the_message_on_the_query_side():
+    pairs = memory_study.build_pairs(LINES.head(1), memory_study.key_labels(COSINES))
+    assert memory_study.as_training_pairs(pairs).iloc[0].tolist() == ["나 너무 지쳤어", "[상태: 피곤함]", 1.0]
+
+
+# --- presets ------------------------------------------------------------------------------------------
+
+def test_presets_paper_is_the_original_quick_is_a_few_dozen_steps():
+    paper = memory_study.train_config("paper")
+    assert (paper.epochs, paper.batch_size, paper.learning_rate, paper.max_steps) == (10, 16, 2e-5, -1)
+    assert 0 < memory_study.train_config("quick").max_steps <= 60
+    assert memory_study.train_config("default").batch_size == 16
+
+
+def test_notebook_overrides_replace_the_presets_values():
+    config = memory_study.train_config("quick", epochs=2, batch_size=8, seed=3)
+    assert (config.epochs, config.max_steps, config.batch_size, config.seed) == (2, -1, 8, 3)
+    assert memory_study.train_config("quick", 0, 0) == memory_study.PRESETS["quick"]
+    with pytest.raises(OhloraError, match="unknown preset"):
+        memory_study.train_config("huge")
+    with pytest.raises(OhloraError, match="must be ≥ 0"):
+        memory_study.train_config("quick", epochs=-1)
+
+
+# --- evaluation helpers --------------------------------------------------------------------------------
+
+KEYS = ["a", "a", "b", "c"]
+SIMILARITY = np.array([  # rows: messages, columns: memories (same lines)
+    [0.90, 0.95, 0.20, 0.10],   # a → own key (not its own line)
+    [0.80, 0.70, 0.85, 0.10],   # a → b: wrong key on top
+    [0.10, 0.20, 0.60, 0.30],   # b → own line
+    [0.50, 0.40, 0.30, 0.20],   # c → a: wrong key on top
+])
+
+
+def test_top1_counts_right_keys_and_own_lines():
+    assert memory_study.top1_retrieval(SIMILARITY, KEYS) == {"right_key": 2, "own_item": 1, "total": 4}
+
+
+def test_sweep_counts_pairs_at_or_above_the_threshold_against_same_key_pairs():
+    point = memory_study.sweep_point(SIMILARITY, KEYS, 0.55)
+    # 6 same-key pairs (a×a 4, b×b, c×c); ≥ 0.55: row 0 two (both a), row 1 three (0.85 is b), row 2 one
+    assert (point.retrieved, point.correct) == (6, 5)
+    assert point.precision == pytest.approx(5 / 6) and point.recall == pytest.approx(5 / 6)
+    nothing = memory_study.sweep_point(SIMILARITY, KEYS, 0.99)
+    assert nothing.retrieved == 0 and np.isnan(nothing.precision) and nothing.recall == 0.0
+
+
+def test_the_sweep_covers_the_grid_and_auto_picks_its_best_f_beta():
+    sweep = memory_study.threshold_sweep(SIMILARITY, KEYS)
+    assert len(sweep) == len(memory_study.THRESHOLD_GRID)
+    assert sweep["recall"].is_monotonic_decreasing
+    choice = memory_study.choose_threshold(SIMILARITY, KEYS, "auto")
+    # best F0.5 on (0.50, 0.60] (precision = recall = 5/6); ties go to the highest grid point
+    assert choice["threshold"] == 0.6 and choice["precision"] == pytest.approx(5 / 6)
+    assert sweep.set_index("threshold").loc[0.6, "f_beta"] == pytest.approx(sweep["f_beta"].max())
+    assert sweep.set_index("threshold").loc[0.61, "f_beta"] < sweep["f_beta"].max()
+
+
+def test_a_given_threshold_is_used_as_is_and_nonsense_is_refused():
+    assert memory_study.choose_threshold(SIMILARITY, KEYS, "0.55")["precision"] == pytest.approx(5 / 6)
+    for bad in ("high", "nan", ""):
+        with pytest.raises(OhloraError, match="threshold"):
+            memory_study.choose_threshold(SIMILARITY, KEYS, bad)
+
+
+# --- a tiny training run end to end (tiny profile: scores are noise, mechanics are real) ---------------
+
+def test_run_trains_evaluates_and_saves_the_threshold_next_to_the_model(memory_trained):
+    out, result = memory_trained
+    assert {"train_loss", "valid_loss", "valid_pearson"} <= set(result["history"].columns)
+    assert list(result["steps"]["step"]) == [1, 2, 3] and (result["steps"]["train_loss"] > 0).all()
+    assert (out / memory_study.STEP_LOG).is_file()
+    from sentence_transformers.sentence_transformer import losses
+    assert losses.CosineSimilarityLoss.__module__.startswith("sentence_transformers")  # the stock class is back
+    assert set(result["test"]) == {"mse", "mae", "pearson"}
+    assert result["top1"]["total"] == 60
+    saved = json.loads((out / memory.THRESHOLD_FILE).read_text(encoding="utf-8"))
+    assert saved["threshold"] == 0.5 and saved["how"] == "given by the user"
+    meta = json.loads((out / "ohlora-sbert.json").read_text(encoding="utf-8"))
+    assert meta["task"] == "memory" and meta["train_pairs"] == 108 * 108 - round(108 * 108 * 0.1)
