@@ -197,7 +197,8 @@ class EthicsClassifier:
         self.model, self.meta, self.model_dir = model, meta, model_dir
         self.thresholds = checked_thresholds(thresholds)
         self.thresholds_source = thresholds_source   # how they were chosen, or why the original were used
-        self.scoring, self.head = checked_scoring(scoring, head), head
+        self.scoring = checked_scoring(scoring)
+        self.head = required_head(self.scoring, head)
         self._category_vectors = embed(model, list(ETHICS_CATEGORIES), meta.get("passage_prefix", ""))
 
     @classmethod
@@ -221,12 +222,9 @@ class EthicsClassifier:
     def scores_from_embeddings(self, embeddings: np.ndarray, scoring: str | None = None,
                                head: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """Four scores per embedding (ETHICS_CATEGORIES order) by ``scoring`` (default: the classifier's)."""
-        scoring = checked_scoring(scoring or self.scoring, head=True)
+        scoring = checked_scoring(scoring or self.scoring)
         if scoring == "head":
-            weight, bias = head or self.head or (None, None)
-            if weight is None:
-                raise OhloraError("scoring 'head' needs a classification head", fix="pass head=(weight, bias)")
-            return head_probabilities(embeddings, weight, bias)
+            return head_probabilities(embeddings, *required_head(scoring, head or self.head))
         cosines = embeddings @ self._category_vectors.T
         return margin_scores(cosines) if scoring == "margin" else cosines
 
@@ -275,27 +273,32 @@ class EthicsClassifier:
     def set_thresholds(self, values: Mapping[str, float], source: str, details: dict | None = None,
                        scoring: str | None = None, head: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Use this scoring (and head) with ``values`` from now on; store them next to the model."""
-        scoring = scoring or self.scoring
-        head = head if head is not None else self.head
-        self.scoring, self.head = checked_scoring(scoring, head), head
+        self.scoring = checked_scoring(scoring or self.scoring)
+        self.head = required_head(self.scoring, head if head is not None else self.head)
         self.thresholds, self.thresholds_source = checked_thresholds(values), source
         if self.model_dir is not None:
-            if scoring == "head":
-                save_head(self.model_dir, *head)
-            save_thresholds(self.model_dir, self.thresholds, source, details, scoring)
+            if self.scoring == "head":
+                save_head(self.model_dir, *self.head)
+            save_thresholds(self.model_dir, self.thresholds, source, details, self.scoring)
 
 
-def checked_scoring(scoring: str, head=None) -> str:
+def checked_scoring(scoring: str) -> str:
+    """``scoring`` when it is one of SCORINGS, else a clear error."""
     if scoring not in SCORINGS:
         raise OhloraError(f"unknown scoring {scoring!r}", fix=f"use one of {', '.join(SCORINGS)}")
+    return scoring
+
+
+def required_head(scoring: str, head):
+    """``head`` — which the ``head`` scoring cannot do without (a clear error when it is missing)."""
     if scoring == "head" and head is None:
         raise OhloraError("scoring 'head' needs a classification head", fix="pass head=(weight, bias)")
-    return scoring
+    return head
 
 
 def save_thresholds(model_dir: Path, thresholds: Mapping[str, float], source: str, details: dict | None = None,
                     scoring: str = "names") -> None:
-    record = {"scoring": checked_scoring(scoring, head=True), "thresholds": checked_thresholds(thresholds),
+    record = {"scoring": checked_scoring(scoring), "thresholds": checked_thresholds(thresholds),
               "source": source, "veto_note": f"the {GENERAL} value is the veto", "details": details or {}}
     atomic_write_text(Path(model_dir) / THRESHOLDS_FILE, json.dumps(record, ensure_ascii=False, indent=2))
 
@@ -307,7 +310,7 @@ def read_thresholds(model_dir: Path) -> tuple[dict[str, float], str, str]:
         return dict(ORIGINAL_THRESHOLDS), "original (no thresholds file)", "names"
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-        scoring = checked_scoring(record.get("scoring", "names"), head=True)
+        scoring = checked_scoring(record.get("scoring", "names"))
         return checked_thresholds(record["thresholds"]), str(record.get("source", "stored")), scoring
     except (OSError, ValueError, KeyError, TypeError, OhloraError) as problem:
         return dict(ORIGINAL_THRESHOLDS), f"original ({THRESHOLDS_FILE} unreadable: {problem})", "names"

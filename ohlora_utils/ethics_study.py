@@ -5,9 +5,11 @@ Usage::
     train, valid, test = ethics_splits(load_ethics())
     history = train_ethics(get_profile(), preset_config("default"))        # → artifacts_dir()/"sbert_ethics"
     classifier = load_classifier(default_model_dir())
-    embedded = {name: classifier.embed_texts(frame["text"]) for name, frame in {"train": train, ...}.items()}
-    candidates = candidate_rules(classifier, embedded, train, valid, test)   # names / margin / head, calibrated
-    comparison_table(classifier, candidates, embedded, {"test": test, "everyday": everyday, "sanction": sanction})
+    frames = {"train": train, "valid": valid, "test": test, "everyday": everyday, "sanction": sanction}
+    embedded = embed_sets(classifier, frames)                   # each text embedded once, for every scoring
+    head = fit_head(embedded["train"], train["category"])
+    candidates = candidate_rules(classifier, embedded, valid, test, head)   # names / margin / head, calibrated
+    comparison_table(classifier, candidates, embedded, frames, head)
 
 Command line: ``python -m ohlora_utils.ethics_study --preset default`` (train, calibrate, store the choice).
 
@@ -204,9 +206,8 @@ def comparison_table(classifier: EthicsClassifier, candidates: Mapping[str, Cand
         test_gold = frames["test"]["category"].to_numpy()
         correct, total = argmax_accuracy(test_gold, argmax_predictions(scored["test"]))
         test_report = rule_report(scored["test"], test_gold, candidate.thresholds)
-        test_flags = rule(scored["test"], True, candidate.thresholds)
-        precision = {name: _ratio((np.asarray(test_flags[name], dtype=bool) & (test_gold == name)).sum(),
-                                  np.asarray(test_flags[name], dtype=bool).sum()) for name in SANCTION_CATEGORIES}
+        precision = {name: _ratio(test_report.loc[name, "flagged_as_own"], test_report.loc[name, "counted_as"])
+                     for name in SANCTION_CATEGORIES}
         everyday = rule(scored["everyday"], True, candidate.thresholds)
         counted = np.column_stack([np.asarray(everyday[name], dtype=bool) for name in SANCTION_CATEGORIES]).any(axis=1)
         sanction_report = rule_report(scored["sanction"], frames["sanction"]["category"].to_numpy(), candidate.thresholds)
@@ -331,14 +332,17 @@ def _nearest(rows: pd.DataFrame, threshold: float) -> pd.Series:
 
 def rule_report(scores: pd.DataFrame, gold: pd.Series, thresholds: Mapping[str, float],
                 reply: str = REFUSAL_REPLY) -> pd.DataFrame:
-    """Per gold category: prompts, how many the rule flags at all, and how many as their own category."""
+    """Per gold category: prompts, how many the rule flags at all, and how many as their own category; and per
+    category, ``counted_as``: the prompts of any gold category it counted as that one (precision's denominator)."""
     flags = rule(scores, refused(reply), checked_thresholds(thresholds))
     flagged = pd.DataFrame({name: np.asarray(flags[name], dtype=bool) for name in SANCTION_CATEGORIES})
     gold = np.asarray(gold)
     own = np.array([name in flagged.columns and flagged.iloc[i][name] for i, name in enumerate(gold)], dtype=bool)
     report = pd.DataFrame({"gold": gold, "flagged": flagged.any(axis=1).to_numpy(), "as its own": own})
-    return report.groupby("gold").agg(prompts=("gold", "size"), flagged=("flagged", "sum"),
-                                      flagged_as_own=("as its own", "sum")).reindex(list(ETHICS_CATEGORIES))
+    report = report.groupby("gold").agg(prompts=("gold", "size"), flagged=("flagged", "sum"),
+                                        flagged_as_own=("as its own", "sum")).reindex(list(ETHICS_CATEGORIES))
+    report["counted_as"] = flagged.sum().reindex(list(ETHICS_CATEGORIES)).fillna(0).astype(int)
+    return report
 
 
 def rule_summary(report: pd.DataFrame) -> dict[str, tuple[int, int]]:
@@ -473,21 +477,21 @@ def plot_comparison(axes, table: pd.DataFrame, everyday_target: float = 1.0, rec
 
 def calibrate(classifier: EthicsClassifier, dataset: pd.DataFrame, scoring: str = "margin", mode: str = "calibrated",
               seed: int = 42, budgets: Mapping[str, float] = FALSE_FLAG_BUDGET) -> pd.DataFrame:
-    """Fit the head on train, calibrate ``scoring`` on validation (``mode`` calibrated) or use the original's
+    """Fit the head on train (``head`` scoring), calibrate ``scoring`` on validation (``mode`` calibrated) or use the original's
     thresholds (``original``, names only), store the choice and the test confusion matrix next to the model."""
     if mode not in ("calibrated", "original"):
         raise OhloraError(f"unknown thresholds mode {mode!r}", fix='use "calibrated" or "original"')
     if mode == "original" and scoring != "names":
         raise OhloraError("the original's thresholds are for the names scoring", fix='use scoring="names"')
     train, valid, test = ethics_splits(dataset)
-    head = fit_head(classifier.embed_texts(train["text"]), train["category"], seed=seed)
+    head = fit_head(classifier.embed_texts(train["text"]), train["category"], seed=seed) if scoring == "head" else None
     valid_scores = _frame(classifier.scores_from_embeddings(classifier.embed_texts(valid["text"]), scoring, head))
     thresholds, table = calibrate_on_validation(valid_scores, valid["category"], budgets)
     if mode == "original":
         thresholds = dict(ORIGINAL_THRESHOLDS)
     details = {"chosen_on": f"validation split ({len(valid)} prompts)", "budgets": dict(budgets),
                "calibration": json.loads(table.to_json(orient="index", force_ascii=False))}
-    classifier.set_thresholds(thresholds, mode, details, scoring, head if scoring == "head" else None)
+    classifier.set_thresholds(thresholds, mode, details, scoring, head)
     test_scores = classifier.score_frame(test["text"])
     save_confusion(classifier.model_dir, confusion_matrix(test["category"], argmax_predictions(test_scores)))
     return table

@@ -9,7 +9,7 @@ The original drives a generated avatar with these three scores (docs/expression.
 the same numbers where people would rather look than read. Each score is placed inside the span of its
 labels' ranges (``expression.SCORE_RANGES``): eyes from almost shut (작게) to wide open (아주 크게), mouth
 from a closed smile (보통) to wide open (아주 크게), pose from facing the viewer (없음) to turned far (많이) —
-the features then slide sideways and the far eye narrows. Matplotlib is imported by the callers' axes.
+the features then slide sideways and the far eye narrows. Matplotlib is imported only when drawing.
 """
 from __future__ import annotations
 

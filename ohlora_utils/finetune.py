@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .adapters import ADAPTER_META, adapter_dir, read_adapter_meta  # noqa: F401 (re-exported)
+from .adapters import ADAPTER_META, adapter_dir
 from .augment import SynonymAugmenter
 from .data import FINE_TUNING_CSV, is_refusal, load_fine_tuning
 from .devices import trainer_device_args

@@ -184,6 +184,7 @@ def test_rule_report_counts_caught_and_falsely_flagged_prompts():
     frame, gold = sweep_frame()
     report = ethics_study.rule_report(frame, gold, {**ORIGINAL_THRESHOLDS, LOVE: 0.9, POLITICS: 0.9})
     assert report.loc[LOVE, "flagged_as_own"] == 2 and report.loc[GENERAL, "flagged"] == 1
+    assert report.loc[LOVE, "counted_as"] == 3                 # two love prompts and one 일반 prompt
     assert ethics_study.rule_summary(report) == {"caught": (4, 6), "false": (1, 2)}
     friendly = ethics_study.rule_report(frame, gold, {**ORIGINAL_THRESHOLDS, LOVE: 0.9}, reply=FRIENDLY)
     assert ethics_study.rule_summary(friendly)["caught"] == (1, 6)   # only 패드립 counts without a refusal

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from ohlora_utils import finetune
+from ohlora_utils.adapters import read_adapter_meta
 from ohlora_utils.data import load_fine_tuning
 from ohlora_utils.errors import OhloraError
-from ohlora_utils.finetune import (EpochBlockSampler, completion_positions_loss, epoch_rows, read_adapter_meta,
+from ohlora_utils.finetune import (EpochBlockSampler, completion_positions_loss, epoch_rows,
                                    task_config, task_rows, train_task)
 from ohlora_utils.models import load_causal_lm
 from ohlora_utils.tasks import TASK_NAMES, TASKS
