@@ -14,6 +14,8 @@ VENV ?= .venv
 PROFILE ?= embedded
 # notebook preset for reproduce: quick | default | paper
 PRESET ?= default
+# FORCE=1: retrain every model even where one trained from the same data, settings and code is there
+FORCE ?=
 NOTEBOOKS := 01_dataset_augmentation 02_finetune_llms 03_sbert_memory 04_sbert_ethics 05_chat_demo
 
 PY := $(VENV)/bin/python
@@ -29,6 +31,7 @@ export OHLORA_HEADLESS := 1
 
 help:
 	@echo "make reproduce   # whole study on PROFILE=$(PROFILE): notebooks -> reports/*.ipynb + .html"
+	@echo "                 # (reuses models whose data, settings and code are unchanged; FORCE=1 retrains all)"
 	@echo "make test        # unit tests + nbval over notebooks (quick preset)"
 	@echo "make provision   # only build/check the model cache"
 	@echo "make lab         # open the notebooks in JupyterLab"
@@ -61,7 +64,7 @@ reproduce: provision
 	@mkdir -p reports
 	@for nb in $(NOTEBOOKS); do \
 	  echo "[reproduce] $$nb (profile $(PROFILE), preset $(PRESET)) …"; \
-	  OHLORA_PRESET=$(PRESET) TQDM_MININTERVAL=30 $(PY) -m papermill --log-output --progress-bar notebooks/$$nb.ipynb reports/$$nb.ipynb \
+	  OHLORA_PRESET=$(PRESET) OHLORA_FORCE_RETRAIN=$(FORCE) TQDM_MININTERVAL=30 $(PY) -m papermill --log-output --progress-bar notebooks/$$nb.ipynb reports/$$nb.ipynb \
 	    -p profile $(PROFILE) -p preset $(PRESET); \
 	  $(PY) -m jupyter nbconvert --log-level WARN --to html reports/$$nb.ipynb --output-dir reports; \
 	done

@@ -24,7 +24,7 @@ def run_variant(bf16: bool, profile_name: str, steps: int, queue) -> None:
     from ohlora_utils.ethics_study import PRESETS, ethics_pairs, ethics_splits
     from ohlora_utils.models import load_sbert_base
     from ohlora_utils.profiles import get_profile
-    from ohlora_utils.sbert import train_cosine_pairs
+    from ohlora_utils.sbert_training import train_cosine_pairs
 
     profile = get_profile(profile_name)
     train, valid, _ = ethics_splits(load_ethics())

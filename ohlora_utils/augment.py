@@ -91,3 +91,15 @@ class SynonymAugmenter:
 
     def augment_pair(self, prompt: str, completion: str, rng: random.Random) -> tuple[str, str]:
         return self.augment(prompt, rng), self.augment(completion, rng)
+
+    def epoch_draws(self, prompt: str, completion: str, seed: int, epochs: int = 3) -> list[str]:
+        """``prompt + completion`` as epochs ``0 … epochs-1`` would redraw it (one ``Random(seed·1000 + epoch)`` each)."""
+        return ["".join(self.augment_pair(prompt, completion, random.Random(seed * 1000 + epoch)))
+                for epoch in range(epochs)]
+
+    def rows_with_synonyms(self, frame, column_pairs=("input_data", "output_message")):
+        """The rows of ``frame`` where any of the columns holds a word of a synonym group."""
+        texts = frame[column_pairs[0]].astype(str)
+        for column in column_pairs[1:]:
+            texts = texts + "\n" + frame[column].astype(str)   # a separator: no false word start across columns
+        return frame[texts.str.contains(self.pattern)]

@@ -14,7 +14,7 @@ Usage::
 Command line: ``python -m ohlora_utils.ethics_study --preset default`` (train, calibrate, store the choice).
 
 docs/ethics.md: each prompt gives 4 pairs (prompt, category name), label 1 for its own category and 0 for
-the others; CosineSimilarityLoss (``sbert.train_cosine_pairs``). Thresholds are chosen on the validation
+the others; CosineSimilarityLoss (``sbert_training.train_cosine_pairs``). Thresholds are chosen on the validation
 split for a false-flag budget per category (the test split and data/eval/ are never used to fit
 anything); the chat-time rule and classifier are in ``ethics``.
 """
@@ -36,7 +36,7 @@ from .ethics import (GENERAL, INSULT, LOVE, ORIGINAL_THRESHOLDS, POLITICS, REFUS
                      EthicsClassifier, checked_thresholds, default_model_dir, load_classifier, refused, rule)
 from .presets import get_preset
 from .profiles import Profile, get_profile
-from .sbert import SbertTrainConfig, pairs_frame, train_cosine_pairs
+from .sbert_training import SbertTrainConfig, pairs_frame, train_cosine_pairs
 from .storage import atomic_write_text
 
 ORIGINAL_TEST_ACCURACY = (133, 135)    # the original's argmax accuracy on its test split

@@ -38,6 +38,7 @@ from .errors import OhloraError
 from .models import load_causal_lm
 from .presets import get_preset
 from .profiles import ModelSource, Profile
+from .provenance import provenance, reusable, why_not_reused
 from .storage import atomic_dir, atomic_write_text, write_manifest
 from .tasks import TASK_NAMES, TASKS, all_markers
 
@@ -48,6 +49,9 @@ TARGET_MODULES = {"llama": LLAMA_STYLE, "gemma3_text": LLAMA_STYLE, "gpt_neox": 
 TRAINING_LOG = "training_log.csv"      # one row per epoch
 CHECKPOINTS = "checkpoints"            # resumable state while training; removed once the adapter is saved
 RUN_IDENTITY = "run-identity.json"     # next to the checkpoints: which run they belong to
+# the modules whose source decides what an adapter learns: a change to one retrains instead of reusing
+TRAINING_CODE = ["ohlora_utils.finetune", "ohlora_utils.tasks", "ohlora_utils.augment", "ohlora_utils.devices",
+                 "ohlora_utils.models", "ohlora_utils.vocabulary"]
 
 
 @dataclass
@@ -211,6 +215,7 @@ class TrainResult:
     seconds: float
     steps: int
     meta: dict = field(default_factory=dict)
+    reused: bool = False   # True: an adapter with the same provenance was already there, nothing was trained
 
 
 def _trainer_class():
@@ -311,6 +316,13 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
     work_dir = out_dir.with_name(out_dir.name + ".training")  # checkpoints + log while training
     rows = epoch_rows(task, train, config)
     identity = run_identity(task, source.key, config, rows, task_rows(task, valid))
+    stamp = provenance({"profile": profile.name, "base_hub_id": source.hub_id, **identity}, TRAINING_CODE)
+    if reusable(out_dir, ADAPTER_META, stamp):
+        meta = json.loads((out_dir / ADAPTER_META).read_text(encoding="utf-8"))
+        print(f"[{task}] reused {out_dir}: trained before from the same data, settings, base model and code")
+        return TrainResult(task, out_dir, pd.read_csv(out_dir / TRAINING_LOG), meta["train_seconds"], meta["steps"],
+                           meta, reused=True)
+    print(f"[{task}] training ({why_not_reused(out_dir, ADAPTER_META, stamp)})")
     if resume and work_dir.exists() and _stored_identity(work_dir) != identity:
         print(f"[{task}] the checkpoint in {work_dir.name} is from another run (task, base model, settings or "
               "data differ): starting over")
@@ -371,7 +383,7 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
         "architecture": source.architecture, "data": str(FINE_TUNING_CSV.name),
         "data_sha256": data_fingerprint(), "train_rows": len(train), "valid_rows": len(valid),
         "config": asdict(config), "steps": trainer.state.global_step, "train_seconds": round(seconds, 1),
-        "versions": _versions(),
+        "versions": _versions(), "provenance": stamp,
     }
     with atomic_dir(out_dir) as staging:
         model.save_pretrained(staging)

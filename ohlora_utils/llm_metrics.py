@@ -43,6 +43,28 @@ def rate(flags) -> float:
     return sum(flags) / len(flags) if flags else float("nan")
 
 
+def evaluation_rows(frame: pd.DataFrame, preset: str, limit: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(valid rows to score, train rows)``: the first ``limit`` valid rows (0: the preset's number, else all)."""
+    valid = frame[frame["data_type"] == "valid"]
+    return valid.head(limit or EVAL_ROWS.get(preset) or len(valid)), frame[frame["data_type"] == "train"]
+
+
+def prompt_token_table(profile, row: dict) -> pd.DataFrame:
+    """Per task: prompt and completion length in tokens of its base model, and how it spells the end marker."""
+    from .models import load_tokenizer
+
+    rows = []
+    for source in profile.llm_sources():
+        tokenizer = load_tokenizer(source)
+        for task in profile.tasks_of(source):
+            spec = TASKS[task]
+            rows.append({"task": task, "base model": source.key,
+                         "prompt tokens": len(tokenizer(spec.prompt(row))["input_ids"]),
+                         "completion tokens": len(tokenizer(spec.completion(row))["input_ids"]),
+                         "end marker pieces": " | ".join(tokenizer.tokenize(spec.end_marker))})
+    return pd.DataFrame(rows)
+
+
 def task_inputs(task: str, frame: pd.DataFrame) -> list[str]:
     """The prompts of ``task`` for ``frame``; summary and expression read the gold reply, as in training."""
     return [TASKS[task].prompt(row) for row in frame.to_dict("records")]

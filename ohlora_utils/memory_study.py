@@ -32,7 +32,8 @@ from .errors import OhloraError, exit_on_user_error
 from .memory import ORIGINAL_THRESHOLD, THRESHOLD_FILE, default_model_dir, similarity_matrix
 from .presets import get_preset
 from .profiles import Profile, get_profile
-from .sbert import SbertTrainConfig, embed, pair_metrics, pairs_frame, train_cosine_pairs
+from .sbert import embed
+from .sbert_training import SbertTrainConfig, pair_metrics, pairs_frame, train_cosine_pairs
 from .storage import atomic_write_text
 
 STEP_LOG = "step_losses.csv"         # every training step's loss, next to the model
@@ -131,6 +132,8 @@ def train_memory_sbert(model, train: pd.DataFrame, valid: pd.DataFrame, config: 
     with _recording_step_losses() as losses:
         history = train_cosine_pairs(model, as_training_pairs(train), as_training_pairs(valid), config, profile,
                                      out_dir, {"task": "memory", "valid_share": VALID_SHARE, "train_pairs": len(train)})
+    if not losses and (out_dir / STEP_LOG).is_file():  # reused: nothing trained, the stored curve stands
+        return history, pd.read_csv(out_dir / STEP_LOG)
     steps = pd.DataFrame({"step": np.arange(1, len(losses) + 1), "train_loss": losses})
     atomic_write_text(out_dir / STEP_LOG, steps.to_csv(index=False))
     return history, steps
@@ -297,6 +300,43 @@ def plot_threshold_sweep(axes, sweep: pd.DataFrame, choice: dict):
     right.axvline(ORIGINAL_THRESHOLD, color="grey", linestyle=":", label=f"original {ORIGINAL_THRESHOLD}")
     right.set_xlabel("threshold")
     right.legend()
+
+
+def comparison_table(columns: dict[str, tuple[dict, dict | None]]) -> pd.DataFrame:
+    """One column per model: its pair metrics and top-1 retrieval (``(metrics, top1)``; the original's first).
+
+    ``columns`` maps a column name to ``(evaluate_pairs(...), top1_retrieval(...))``; for the original pass
+    ``(ORIGINAL_TEST_METRICS, None)`` and its top-1 comes from ``ORIGINAL_TOP1``.
+    """
+    table = {}
+    for name, (metrics, top1) in columns.items():
+        if top1 is None:
+            right, total = ORIGINAL_TOP1
+            table[name] = {**metrics, "top-1 right key": f"{right}/{total}", "top-1 own item": "–"}
+        else:
+            table[name] = {**metrics, "top-1 right key": f"{top1['right_key']}/{top1['total']}",
+                           "top-1 own item": f"{top1['own_item']}/{top1['total']}"}
+    return pd.DataFrame(table).map(lambda v: f"{v:.4f}" if isinstance(v, float) else v)
+
+
+def store_policy_demo(items: list[str], folder: Path, start, hours_later: float = 11) -> tuple[dict, list[str]]:
+    """What this study's memory store and the original's policies keep of ``items`` added at ``start``,
+    then ``hours_later``: ``({policy: open store}, lines to print)`` (one SQLite file per policy in ``folder``)."""
+    from .memory_store import ManualClock, MemoryStore
+
+    stores, lines = {}, []
+    for name, policies in [("this study", {}), ("original", {"replace_same_key": False, "follow_calendar": False})]:
+        clock = ManualClock(start)
+        store = stores[name] = MemoryStore(Path(folder) / f"{name}.sqlite", user="demo", clock=clock, **policies)
+        lines.append(f"— {name} —")
+        for item in items:
+            result = store.add(item)
+            replaced = f" (was {', '.join(result.replaced)})" if result.replaced else ""
+            lines.append(f"  {start:%a} add {item:18s} → {result.status}{replaced}")
+        lines.append(f"  {start:%a} held: {store.items()}")
+        clock.advance(hours=hours_later)
+        lines.append(f"  {clock.now:%a} held: {store.items()}")
+    return stores, lines
 
 
 # --- the whole run (command line; notebook 03 shows the same steps one by one) ---------------------

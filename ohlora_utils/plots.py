@@ -56,3 +56,23 @@ def expression_plot(axes, scores: dict[str, float], ramp: dict[str, list[float]]
     axes[1].set_xlabel("frame")
     axes[1].set_title("70-frame ramp (30 up · 10 hold · 30 down)")
     axes[1].legend(fontsize=8)
+
+
+def day_parts_grid(ax, monday=None):
+    """Which part of the day (오전 · 오후 · 저녁) the time-info prefix names, for every hour of a week."""
+    from datetime import datetime, timedelta
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .timeinfo import WEEKDAYS_KO, day_and_part
+
+    bands, monday = ["오전", "오후", "저녁"], monday or datetime(2026, 11, 23)
+    grid = np.array([[bands.index(day_and_part(monday + timedelta(days=day, hours=hour))[1]) for hour in range(24)]
+                     for day in range(7)])
+    ax.imshow(grid, cmap=plt.get_cmap("Set2", 3), aspect="auto")
+    ax.set_yticks(range(7), WEEKDAYS_KO)
+    ax.set_xticks(range(0, 24, 2))
+    ax.set_xlabel("hour of the day")
+    ax.set_title("part of day the prefix names (green 오전 · orange 오후 · blue 저녁)")
+    return grid

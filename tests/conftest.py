@@ -47,7 +47,7 @@ def ethics_small_dataset():
 def ethics_trained(tiny_profile, ethics_small_dataset, tmp_path_factory):
     """A tiny ethics S-BERT trained for four steps on ``ethics_small_dataset``: (folder, epoch log)."""
     from ohlora_utils.ethics_study import train_ethics
-    from ohlora_utils.sbert import SbertTrainConfig
+    from ohlora_utils.sbert_training import SbertTrainConfig
 
     model_dir = tmp_path_factory.mktemp("ethics") / "sbert_ethics"
     config = SbertTrainConfig(epochs=1, batch_size=8, max_steps=4, learning_rate=1e-3)
@@ -66,7 +66,7 @@ def ethics_classifier(ethics_trained):
 def memory_trained(tiny_profile, tmp_path_factory):
     """A tiny memory S-BERT trained for three steps, threshold 0.5: (folder, what ``memory_study.run`` returned)."""
     from ohlora_utils.memory_study import run
-    from ohlora_utils.sbert import SbertTrainConfig
+    from ohlora_utils.sbert_training import SbertTrainConfig
 
     out = tmp_path_factory.mktemp("memory") / "sbert_memory"
     return out, run(tiny_profile, SbertTrainConfig(max_steps=3, batch_size=8), "0.5", out)

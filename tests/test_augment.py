@@ -70,3 +70,17 @@ def test_committed_synonym_file_has_the_original_groups():
     assert len(groups) >= 20
     members = {m for g in groups for m in g}
     assert not members & {"미안해", "이따가"}  # refusal word and time word must survive augmentation
+
+
+def test_epoch_draws_are_the_draws_training_makes_each_epoch(augmenter):
+    prompt, completion = "나는 음악 좋아해 ", "정말? ㅠㅠ"
+    shown = augmenter.epoch_draws(prompt, completion, seed=3, epochs=4)
+    assert shown == ["".join(augmenter.augment_pair(prompt, completion, random.Random(3 * 1000 + epoch)))
+                     for epoch in range(4)]
+
+
+def test_rows_with_synonyms_finds_a_group_word_in_prompt_or_answer(augmenter):
+    import pandas as pd
+
+    frame = pd.DataFrame({"input_data": ["나는 배고파", "안녕", "안녕"], "output_message": ["응", "노래 추천!", "반가워"]})
+    assert list(augmenter.rows_with_synonyms(frame).index) == [0, 1]

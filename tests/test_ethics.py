@@ -13,7 +13,8 @@ from ohlora_utils import ethics, ethics_study
 from ohlora_utils.data import ETHICS_CATEGORIES, load_ethics
 from ohlora_utils.errors import OhloraError
 from ohlora_utils.ethics import GENERAL, INSULT, LOVE, ORIGINAL_THRESHOLDS, POLITICS
-from ohlora_utils.sbert import SBERT_META, SbertTrainConfig
+from ohlora_utils.sbert import SBERT_META
+from ohlora_utils.sbert_training import SbertTrainConfig
 from ohlora_utils.storage import write_manifest
 
 REFUSAL = "미안, 그건 좀 부담스러워"

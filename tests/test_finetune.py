@@ -2,7 +2,7 @@
 import json
 import random
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -219,3 +219,18 @@ def test_the_training_entry_point_runs_under_accelerate_launch(tiny_profile, tmp
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "[memory] 2 steps" in completed.stdout
     assert read_adapter_meta(tmp_path / "memory")["steps"] == 2
+
+
+def test_an_adapter_trained_from_the_same_inputs_and_code_is_reused_else_retrained(tiny_profile, small_frame, tmp_path,
+                                                                                  monkeypatch, capsys):
+    config = task_config("summary", "quick", max_steps=1, epochs=1)
+    first = train_task("summary", tiny_profile, config, small_frame, out_dir=tmp_path / "summary")
+    assert not first.reused and "training (nothing trained yet)" in capsys.readouterr().out
+    again = train_task("summary", tiny_profile, config, small_frame, out_dir=tmp_path / "summary")
+    assert again.reused and again.steps == first.steps and again.log.equals(first.log)
+    assert "reused" in capsys.readouterr().out
+    other_seed = train_task("summary", tiny_profile, replace(config, seed=7), small_frame, out_dir=tmp_path / "summary")
+    assert not other_seed.reused and "inputs.config" in capsys.readouterr().out
+    monkeypatch.setenv("OHLORA_FORCE_RETRAIN", "1")
+    forced = train_task("summary", tiny_profile, replace(config, seed=7), small_frame, out_dir=tmp_path / "summary")
+    assert not forced.reused and "OHLORA_FORCE_RETRAIN=1" in capsys.readouterr().out

@@ -175,3 +175,20 @@ def test_mixed_batch_routes_each_row_to_its_own_adapter(llms):
     alone = [llms.generate_mixed([(task, prompt, 1e-6)], seed=0, max_new_tokens=6)[0]
              for task in ("output_message", "summary")]
     assert [g.text for g in mixed] == [g.text for g in alone]
+
+
+def test_evaluation_rows_take_the_presets_number_of_valid_rows(small_frame):
+    from ohlora_utils.llm_metrics import EVAL_ROWS, evaluation_rows
+
+    valid, train = evaluation_rows(small_frame, "quick")
+    assert len(valid) == min(EVAL_ROWS["quick"], (small_frame["data_type"] == "valid").sum())
+    assert set(valid["data_type"]) == {"valid"} and set(train["data_type"]) == {"train"}
+    assert len(evaluation_rows(small_frame, "quick", limit=2)[0]) == 2
+
+
+def test_the_token_table_counts_each_tasks_prompt_on_its_base_model(tiny_profile):
+    from ohlora_utils.llm_metrics import prompt_token_table
+
+    table = prompt_token_table(tiny_profile, {"input_data": "안녕", "output_message": "반가워!", "summary": "인사",
+                                              "memory": "", "eyes_mouth_pose": "(눈 보통, 입 보통, 고개 돌림 없음)"})
+    assert sorted(table["task"]) == sorted(TASK_NAMES) and table["prompt tokens"].gt(0).all()

@@ -9,7 +9,7 @@ import pytest
 from ohlora_utils import memory, memory_study
 from ohlora_utils.errors import OhloraError
 from ohlora_utils.formats import format_memory_item
-from ohlora_utils.sbert import SbertTrainConfig
+from ohlora_utils.sbert_training import SbertTrainConfig
 
 LINES = pd.DataFrame({
     "key": ["상태", "상태", "오늘 일정", "내일 일정"],
@@ -144,3 +144,25 @@ def test_run_trains_evaluates_and_saves_the_threshold_next_to_the_model(memory_t
     assert saved["threshold"] == 0.5 and saved["how"] == "given by the user"
     meta = json.loads((out / "ohlora-sbert.json").read_text(encoding="utf-8"))
     assert meta["task"] == "memory" and meta["train_pairs"] == 108 * 108 - round(108 * 108 * 0.1)
+
+
+def test_the_comparison_table_puts_the_original_top1_beside_each_models(tmp_path):
+    metrics = {"mse": 0.01234, "mae": 0.1, "pearson": 0.9}
+    table = memory_study.comparison_table({
+        "original": (memory_study.ORIGINAL_TEST_METRICS, None),
+        "trained": (metrics, {"right_key": 50, "own_item": 30, "total": 60}),
+    })
+    right, total = memory_study.ORIGINAL_TOP1
+    assert table.loc["top-1 right key"].tolist() == [f"{right}/{total}", "50/60"]
+    assert table.loc["top-1 own item", "trained"] == "30/60" and table.loc["mse", "trained"] == "0.0123"
+
+
+def test_the_store_demo_shows_replacing_and_the_calendar_against_the_original(tmp_path):
+    from datetime import datetime
+
+    items = ["[좋아하는 음식: 떡볶이]", "[내일 일정: 치과]", "[좋아하는 음식: 마라탕]"]
+    stores, lines = memory_study.store_policy_demo(items, tmp_path, datetime(2025, 6, 2, 21, 0), hours_later=11)
+    assert stores["this study"].items() == ["[오늘 일정: 치과]", "[좋아하는 음식: 마라탕]"]
+    assert len(stores["original"].items()) == 3
+    assert "  Mon add [좋아하는 음식: 마라탕]     → replaced (was [좋아하는 음식: 떡볶이])" in lines
+    assert lines[-1].startswith("  Tue held:")

@@ -1,50 +1,27 @@
-"""Shared S-BERT training: pairs in, a saved model with its prefixes and an epoch log out."""
+"""Chat-time S-BERT: a trained folder loads with its prefixes; a missing or damaged one is a clear error."""
 import numpy as np
 import pytest
 
 from ohlora_utils.errors import OhloraError
-from ohlora_utils.models import load_sbert_base
-from ohlora_utils.sbert import (SbertTrainConfig, load_trained_sbert, pair_cosines, pair_metrics, pairs_frame,
-                                train_cosine_pairs)
+from ohlora_utils.sbert import load_trained_sbert, pair_cosines, with_prefix
 
 
-def test_pair_metrics_match_hand_computation():
-    metrics = pair_metrics(np.array([0.0, 0.5, 1.0]), np.array([0.0, 1.0, 1.0]))
-    assert metrics["mse"] == pytest.approx(0.25 / 3)
-    assert metrics["mae"] == pytest.approx(0.5 / 3)
-    assert metrics["pearson"] == pytest.approx(np.corrcoef([0, 0.5, 1], [0, 1, 1])[0, 1])
+def test_texts_get_the_prefix_the_model_was_trained_with():
+    assert with_prefix(["안녕", "잘 자"], "query: ") == ["query: 안녕", "query: 잘 자"]
 
 
-def test_training_moves_pairs_towards_their_labels_and_saves(tiny_profile, tmp_path):
-    model = load_sbert_base(tiny_profile)
-    a = ["오늘 점심 뭐 먹지", "내일 면접이야", "고양이가 아파", "노래 추천해 줘"] * 4
-    b = ["[좋아하는 음식: 떡볶이]", "[내일 일정: 면접]", "[반려동물: 고양이]", "[좋아하는 가수: 아이유]"] * 4
-    labels = [1.0, 1.0, 0.0, 0.0] * 4
-    pairs = pairs_frame(a, b, labels)
-    before = pair_metrics(pair_cosines(model, {}, a, b), np.array(labels))["mse"]
-    config = SbertTrainConfig(epochs=3, batch_size=4, learning_rate=1e-3, freeze_word_embeddings=False)
-    history = train_cosine_pairs(model, pairs, pairs, config, tiny_profile, tmp_path / "sbert", {"task": "test"})
-    assert list(history["epoch"]) == [1.0, 2.0, 3.0]
-    assert {"train_loss", "valid_loss", "valid_pearson"} <= set(history.columns)
-    loaded, meta = load_trained_sbert(tmp_path / "sbert")
-    assert meta["task"] == "test" and meta["profile"] == "tiny"
-    after = pair_metrics(pair_cosines(loaded, meta, a, b), np.array(labels))["mse"]
-    assert after < before
-    assert not (tmp_path / "sbert" / "checkpoints").exists()
+def test_a_trained_folder_loads_and_embeds_unit_vectors(memory_trained):
+    model, meta = load_trained_sbert(memory_trained[0])
+    cosines = pair_cosines(model, meta, ["나 떡볶이 좋아해"], ["나 떡볶이 좋아해"])
+    assert cosines.shape == (1,) and np.isclose(cosines[0], 1.0, atol=1e-4)
 
 
-def test_frozen_word_embeddings_do_not_change(tiny_profile, tmp_path):
-    model = load_sbert_base(tiny_profile)
-    words = model[0].auto_model.get_input_embeddings().weight.detach().clone()
-    pairs = pairs_frame(["안녕", "잘 자"], ["[상태: 졸림]", "[상태: 배고픔]"], [1.0, 0.0])
-    train_cosine_pairs(model, pairs, pairs, SbertTrainConfig(epochs=1, batch_size=2, learning_rate=1e-2),
-                       tiny_profile, tmp_path / "m")
-    assert model[0].auto_model.get_input_embeddings().weight.detach().equal(words)
-
-
-def test_missing_model_and_empty_pairs_are_clear_errors(tiny_profile, tmp_path):
+def test_a_missing_or_damaged_model_is_a_clear_error(memory_trained, tmp_path):
     with pytest.raises(OhloraError, match="no trained S-BERT model"):
         load_trained_sbert(tmp_path / "nothing")
-    empty = pairs_frame([], [], [])
-    with pytest.raises(OhloraError, match="non-empty"):
-        train_cosine_pairs(load_sbert_base(tiny_profile), empty, empty, SbertTrainConfig(), tiny_profile, tmp_path / "x")
+    import shutil
+    damaged = shutil.copytree(memory_trained[0], tmp_path / "damaged")
+    weights = next(damaged.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-8])
+    with pytest.raises(OhloraError, match="damaged"):
+        load_trained_sbert(damaged)

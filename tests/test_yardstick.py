@@ -171,7 +171,7 @@ def tiny_artifacts(tiny_profile, tiny_adapters, tmp_path_factory):
     """adapters/tiny/<task>, sbert_memory and sbert_ethics, each trained for a few steps."""
     from ohlora_utils import ethics, ethics_study, memory, memory_study
     from ohlora_utils.data import load_ethics
-    from ohlora_utils.sbert import SbertTrainConfig
+    from ohlora_utils.sbert_training import SbertTrainConfig
 
     root = tmp_path_factory.mktemp("artifacts")
     shutil.copytree(tiny_adapters[0], root / "adapters" / "tiny")
