@@ -12,13 +12,17 @@ at a time, so each one's share of the gain shows:
 3. ``+ study vocabulary``: the output layer restricted to the study's vocabulary (``vocabulary.py``);
 4. ``+ bf16 weights``: the base weights in bfloat16 as well (the chat's default when the CPU has bf16).
 
-Reported: p50 / p95 / mean seconds per turn and the speed-up of each p50 over the baseline.
+Reported per variant: the whole turn (p50 / p95 / mean, and the p50 speed-up over the baseline) and the
+time until her reply can be shown (p50 / p95). Before reply-first, the chat printed the reply when the whole
+turn was done, so the whole turn was also the time to reply; now the terminal and the panel show it as soon
+as it has passed the ethics check (``turn(on_reply=…)``), and the summary and expression run after it.
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 import tempfile
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -64,11 +68,11 @@ def main() -> None:
     ]
     retriever, classifier = load_retriever(artifacts_dir() / MEMORY_DIR), load_classifier(artifacts_dir() / ETHICS_DIR)
     start = datetime(2026, 11, 21, 14, 0, tzinfo=timezone(timedelta(hours=9)))
-    results = {}
+    results, replies = {}, {}
     with tempfile.TemporaryDirectory() as scratch:
         for variant, batched, restrict_vocabulary, dtype in variants:
             llms = TaskModels.load(profile, dtype=dtype, restrict_vocabulary=restrict_vocabulary)
-            latencies = []
+            latencies, to_reply = [], []
             for round_ in range(args.rounds):
                 clock = lambda: start  # noqa: E731 — a fixed clock: every variant sees the same time
                 user = f"{variant}-{round_}"
@@ -77,19 +81,28 @@ def main() -> None:
                                     batched=batched)
                 engine.turn(SCRIPT[0])  # warm-up turn, not timed
                 for text in SCRIPT:
+                    started = time.perf_counter()
                     result = engine.turn(text)
-                    latencies.append(sum(result.seconds.values()))
+                    latencies.append(time.perf_counter() - started)
+                    to_reply.append(result.seconds_to_reply)
                 engine.close()
             results[variant] = latencies
+            replies[variant] = to_reply
             del llms
             print(f"{variant}: {len(latencies)} turns, p50 {percentile(latencies, .5):.2f} s", flush=True)
     print(f"\nprofile {profile.name}, {len(SCRIPT)} scripted turns × {args.rounds} round(s), "
           f"{torch.get_num_threads()} CPU threads")
     baseline = percentile(results[variants[0][0]], .5)
-    print(f"{'variant':20s} {'p50 s':>7s} {'p95 s':>7s} {'mean s':>7s} {'p50 speed-up':>13s}")
+    print(f"{'':20s} {'whole turn':^37s} {'reply shown':^16s}")
+    print(f"{'variant':20s} {'p50 s':>7s} {'p95 s':>7s} {'mean s':>7s} {'p50 speed-up':>13s} {'p50 s':>7s} {'p95 s':>7s}")
     for variant, latencies in results.items():
         print(f"{variant:20s} {percentile(latencies, .5):7.2f} {percentile(latencies, .95):7.2f} "
-              f"{statistics.mean(latencies):7.2f} {baseline / percentile(latencies, .5):12.2f}×")
+              f"{statistics.mean(latencies):7.2f} {baseline / percentile(latencies, .5):12.2f}× "
+              f"{percentile(replies[variant], .5):7.2f} {percentile(replies[variant], .95):7.2f}")
+    chat = variants[-1][0]
+    print(f"\nreply first ({chat}, the chat's default): her reply after {percentile(replies[chat], .5):.2f} s (p50) "
+          f"instead of after the whole turn's {percentile(results[chat], .5):.2f} s: "
+          f"{percentile(results[chat], .5) / percentile(replies[chat], .5):.2f}× sooner")
 
 
 if __name__ == "__main__":

@@ -4,12 +4,18 @@ Usage::
 
     engine = ChatEngine.load(get_profile(), user_id="me", clock=datetime.now)
     result = engine.turn("로라야 오늘 뭐 해?")   # → TurnResult: reply, summary, memory, expression, sanction, seconds
+    engine.turn("응", on_reply=lambda r: print(render_reply(r)))   # her reply shown before summary and face run
 Command line (the terminal chat): ``python -m ohlora_utils.chat [--profile embedded] [--user me]``
 
 A turn: a blocked user gets the block message before any model runs; then time info → length check
 (48 tokens) → memory retrieval → LLM input (memory, else previous summary, else the prompt) → reply →
 ethics check and sanctions (a block ends the chat and the reply is not shown) → memory extraction into
 the store → summary for the next turn → expression labels → avatar scores.
+
+Reply first: the summary and the expression read only her reply, so the user can see the reply before they
+run. ``turn(text, on_reply=…)`` calls ``on_reply`` as soon as the shown text is known (the reply has passed
+the ethics check, or a block / length message); with ``background=True`` the summary and expression then run
+in a thread and the next turn (or ``wait()``) joins it before it needs the summary.
 
 Text the user types is data, never structure: before anything else, the markers the models read as
 structure (``(답변 시작)``, ``(오로라 답변 요약)``, ``(사용자 질문)``, ``### 답변:``, ``(지금은 …)``, and any
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -72,6 +79,7 @@ class TurnResult:
     refused_input: bool = False                  # too long: nothing ran
     tries: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    seconds_to_reply: float | None = None        # from the start of the turn until the shown text was known
 
 
 class ChatEngine:
@@ -86,6 +94,8 @@ class ChatEngine:
         self.user_id, self.clock, self.seed, self.memory_threshold = user_id, clock, seed, memory_threshold
         self.summary: str | None = None   # the previous turn's summary
         self.turns = 0
+        self._after_reply: threading.Thread | None = None     # a turn's summary + expression, when in the background
+        self._after_reply_error: BaseException | None = None
         self.tokenizer = llms.tokenizers["output_message"]
 
     @classmethod
@@ -115,13 +125,26 @@ class ChatEngine:
 
     # --- one turn -----------------------------------------------------------------------------------
 
-    def turn(self, text: str) -> TurnResult:
+    def turn(self, text: str, on_reply: Callable[[TurnResult], None] | None = None,
+             background: bool = False) -> TurnResult:
+        """One turn. ``on_reply(result)`` runs as soon as ``result.shown`` is known, before the summary and
+        the expression; ``background=True`` runs those two in a thread (``wait()`` joins it; so does the next
+        turn, which needs the summary). Without ``background`` they are done when ``turn`` returns."""
+        self.wait()
+        started = time.perf_counter()
         now = self.clock()
         result = TurnResult(user_text=text, shown="")
+
+        def show(result: TurnResult) -> TurnResult:
+            result.seconds_to_reply = time.perf_counter() - started
+            if on_reply is not None:
+                on_reply(result)
+            return result
+
         status = self.sanction_log.block_status(self.user_id, now)
         if status.blocked:                       # before any model runs
             result.shown, result.blocked = status.message, True
-            return result
+            return show(result)
         if not isinstance(text, str) or not has_visible_characters(text):
             raise OhloraError("the message is empty (nothing visible in it)", fix="type something to say to Oh-LoRA")
 
@@ -132,7 +155,7 @@ class ChatEngine:
             count = len(self.tokenizer(result.prompt, add_special_tokens=False)["input_ids"])
         if count > MAX_INPUT_TOKENS:
             result.shown, result.refused_input = TOO_LONG_MESSAGE.format(limit=MAX_INPUT_TOKENS, count=count), True
-            return result
+            return show(result)
         # the retriever and the classifier read the user's own words: neither was trained or calibrated on the
         # time-info prefix or on the study's markers (typed ones are dropped, as they carry no meaning)
         own_words = clean_text(text)
@@ -158,21 +181,44 @@ class ChatEngine:
             result.sanction_message = sanction.message
         if sanction.blocked_until is not None:   # a block ends the chat; the reply is not shown
             result.shown, result.blocked = sanction.message, True
-            return result
+            return show(result)
         with clock("memory_store"):
             if extracted:
                 result.memory_saved = extracted
                 result.memory_store_status = self.memory_store.add(extracted).status
-        # The summary and the expression both read only the reply: a second batched generate.
+        result.shown = reply if not result.sanction_message else f"{reply}\n{result.sanction_message}"
+        show(result)
+        if background:
+            def after_reply():
+                try:
+                    self._summary_and_expression(result, seed, clock)
+                except BaseException as error:  # kept for wait(): a thread's exception would otherwise vanish
+                    self._after_reply_error = error
+
+            self._after_reply = threading.Thread(target=after_reply, name="ohlora-after-reply", daemon=True)
+            self._after_reply.start()
+        else:
+            self._summary_and_expression(result, seed, clock)
+        return result
+
+    def _summary_and_expression(self, result: TurnResult, seed: int, clock: "_StepClock") -> None:
+        """The summary for the next turn and her expression: both read only the reply (one batched generate)."""
         with clock("summary_and_expression"):
-            second = self._answers([("summary", {"input_data": result.llm_input, "output_message": reply}, None),
-                                    ("eyes_mouth_pose", {"output_message": reply}, None)], seed, result)
+            second = self._answers([("summary", {"input_data": result.llm_input, "output_message": result.reply}, None),
+                                    ("eyes_mouth_pose", {"output_message": result.reply}, None)], seed, result)
         result.summary = self.summary = second["summary"]
         result.expression = (parse_expression(second["eyes_mouth_pose"] or "")
                              or parse_expression(TASKS["eyes_mouth_pose"].fallback))
         result.expression_scores = expression_scores(result.expression, random.Random(seed))
-        result.shown = reply if not result.sanction_message else f"{reply}\n{result.sanction_message}"
-        return result
+
+    def wait(self) -> None:
+        """Block until the last turn's summary and expression are in (``background=True``); re-raise its error."""
+        if self._after_reply is not None:
+            self._after_reply.join()
+            self._after_reply = None
+        if self._after_reply_error is not None:
+            error, self._after_reply_error = self._after_reply_error, None
+            raise error
 
     def _answers(self, rows: list[tuple[str, dict, str | None]], seed: int, result: TurnResult) -> dict[str, str | None]:
         """Guarded answers of several tasks: together in one batch, or one after another if not batched."""
@@ -190,6 +236,7 @@ class ChatEngine:
         from .memory_store import MemoryStore
         from .sanctions import SanctionLog
 
+        self.wait()
         store, log = self.memory_store, self.sanction_log
         self.close()
         self.memory_store = MemoryStore(store.path, user=self.user_id, clock=self.clock)
@@ -201,6 +248,7 @@ class ChatEngine:
         return self.memory_store.clear()
 
     def close(self) -> None:
+        self.wait()
         self.memory_store.close()
         self.sanction_log.close()
 
@@ -284,16 +332,29 @@ def render(result: TurnResult, verbose: bool = False) -> str:
                     and f"{', '.join(result.ethics_categories) or 'nothing counts'} ({result.ethics_reason})"),
                    ("summary", result.summary), ("tries", result.tries)]
         lines += [f"{label:12s}: {value}" for label, value in details if value]
-    lines.append(f"오로라: {result.shown}")
+    lines.append(render_reply(result))
+    if expression := render_expression(result):
+        lines.append(expression)
+    return "\n".join(lines)
+
+
+def render_reply(result: TurnResult) -> str:
+    """What the user sees first: her reply (or the block / length message), the memory used and saved."""
+    lines = [f"오로라: {result.shown}"]
     if result.reply is not None and not result.blocked:
-        if result.expression:
-            eyes, mouth, pose = result.expression
-            lines.append(f"  (표정: 눈 {eyes}, 입 {mouth}, 고개 돌림 {pose})")
         if result.memory_used:
             lines.append(f"  (떠올린 기억: {result.memory_used})")
         if result.memory_saved:
             lines.append(f"  (기억함: {result.memory_saved} — {result.memory_store_status})")
     return "\n".join(lines)
+
+
+def render_expression(result: TurnResult) -> str:
+    """Her expression once it is known ("" before, or for a turn without a reply)."""
+    if result.reply is None or result.blocked or not result.expression:
+        return ""
+    eyes, mouth, pose = result.expression
+    return f"  (표정: 눈 {eyes}, 입 {mouth}, 고개 돌림 {pose})"
 
 
 def headless() -> bool:
@@ -331,9 +392,10 @@ def chat_panel(engine: ChatEngine):
         if text:
             with log:
                 print(f"나: {text}")
-                try:
-                    result = engine.turn(text)
-                    print(render(result))
+                try:  # her reply first; the summary and her face follow while it is read
+                    result = engine.turn(text, on_reply=lambda shown: print(render_reply(shown)))
+                    if expression := render_expression(result):
+                        print(expression)
                     if result.expression_scores:
                         show_face(result.expression_scores)
                 except OhloraError as error:
@@ -393,12 +455,13 @@ def main(argv: list[str] | None = None) -> None:
             if text == "/forget":
                 print(f"  {engine.forget()}개의 기억을 지웠어.")
                 continue
-            try:
-                result = engine.turn(text)
+            try:  # her reply first; the summary and her expression follow while it is read
+                result = engine.turn(text, on_reply=lambda shown: print(render_reply(shown), flush=True))
             except OhloraError as error:
                 print(f"  ({error})")
                 continue
-            print(render(result))
+            if expression := render_expression(result):
+                print(expression)
             if result.blocked:
                 break
         engine.close()

@@ -38,6 +38,7 @@ from .presets import get_preset
 from .profiles import Profile, get_profile
 from .sbert_training import SbertTrainConfig, pairs_frame, train_cosine_pairs
 from .storage import atomic_write_text
+from .sweeps import Mark, nearest, precision_recall_panels, ratio, sweep as sweep_thresholds
 
 ORIGINAL_TEST_ACCURACY = (133, 135)    # the original's argmax accuracy on its test split
 CONFUSION_FILE = "confusion_matrix_test.csv"    # next to the model
@@ -147,7 +148,7 @@ def calibrate_on_validation(scores: pd.DataFrame, gold: pd.Series, budgets: Mapp
                       "lowest caught": float(caught.min()) if len(caught) else float("nan"), "budget": budgets[name],
                       "false flags allowed": allowed, "false flags": int((flagged & negatives).sum()),
                       "other prompts": int(negatives.sum()),
-                      "recall (validation)": _ratio((flagged & ~negatives).sum(), (~negatives).sum())})
+                      "recall (validation)": ratio((flagged & ~negatives).sum(), (~negatives).sum())})
     return checked_thresholds(chosen), pd.DataFrame(table).set_index("category")
 
 
@@ -206,7 +207,7 @@ def comparison_table(classifier: EthicsClassifier, candidates: Mapping[str, Cand
         test_gold = frames["test"]["category"].to_numpy()
         correct, total = argmax_accuracy(test_gold, argmax_predictions(scored["test"]))
         test_report = rule_report(scored["test"], test_gold, candidate.thresholds)
-        precision = {name: _ratio(test_report.loc[name, "flagged_as_own"], test_report.loc[name, "counted_as"])
+        precision = {name: ratio(test_report.loc[name, "flagged_as_own"], test_report.loc[name, "counted_as"])
                      for name in SANCTION_CATEGORIES}
         everyday = rule(scored["everyday"], True, candidate.thresholds)
         counted = np.column_stack([np.asarray(everyday[name], dtype=bool) for name in SANCTION_CATEGORIES]).any(axis=1)
@@ -262,18 +263,14 @@ def save_confusion(model_dir: Path, matrix: pd.DataFrame) -> Path:
     return path
 
 
-def _ratio(part: float, whole: float) -> float:
-    return part / whole if whole else float("nan")
-
-
 def category_metrics(gold: pd.Series, predicted: pd.Series) -> pd.DataFrame:
     """Precision, recall, F1 and support of each category, from argmax predictions."""
     matrix = confusion_matrix(gold, predicted)
     rows = {}
     for name in ETHICS_CATEGORIES:
         hits = matrix.loc[name, name]
-        precision, recall = _ratio(hits, matrix[name].sum()), _ratio(hits, matrix.loc[name].sum())
-        f1 = _ratio(2 * precision * recall, precision + recall) if hits else 0.0
+        precision, recall = ratio(hits, matrix[name].sum()), ratio(hits, matrix.loc[name].sum())
+        f1 = ratio(2 * precision * recall, precision + recall) if hits else 0.0
         rows[name] = {"precision": precision, "recall": recall, "f1": f1, "support": int(matrix.loc[name].sum())}
     return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -286,17 +283,13 @@ def threshold_sweep(scores: pd.DataFrame, gold: pd.Series, veto: float = ORIGINA
     would get the wrong sanction.
     """
     gold = np.asarray(gold)
-    rows = []
-    for threshold in grid:
-        flags = rule(scores, True, {**{name: threshold for name in ETHICS_CATEGORIES}, GENERAL: veto})
-        for name in SANCTION_CATEGORIES:
-            flagged, positive = np.asarray(flags[name], dtype=bool), gold == name
-            tp, fp, fn = int((flagged & positive).sum()), int((flagged & ~positive).sum()), int((~flagged & positive).sum())
-            precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-            rows.append({"category": name, "threshold": float(threshold), "flagged": tp + fp, "tp": tp, "fp": fp,
-                         "fn": fn, "precision": precision, "recall": recall,
-                         "f1": _ratio(2 * tp, 2 * tp + fp + fn)})
-    return pd.DataFrame(rows)
+    frames = []
+    for name in SANCTION_CATEGORIES:
+        def flagged_at(threshold, name=name):
+            return rule(scores, True, {**{other: threshold for other in ETHICS_CATEGORIES}, GENERAL: veto})[name]
+        frames.append(sweep_thresholds(flagged_at, gold == name, grid).assign(category=name))
+    rows = pd.concat(frames, ignore_index=True)
+    return rows[["category", "threshold", "flagged", "tp", "fp", "fn", "precision", "recall", "f1"]]
 
 
 def choose_thresholds(sweep: pd.DataFrame, target_precision: float = TARGET_PRECISION,
@@ -318,16 +311,12 @@ def choose_thresholds(sweep: pd.DataFrame, target_precision: float = TARGET_PREC
             pick = best.iloc[len(best) // 2]
             how = f"precision {target_precision:g} unreachable: best F1"
         else:
-            pick = _nearest(rows, ORIGINAL_THRESHOLDS[name])
+            pick = nearest(rows, ORIGINAL_THRESHOLDS[name])
             how = "never caught: the original's value"
         chosen[name] = float(pick["threshold"])
         table.append({"category": name, "threshold": chosen[name], "original": ORIGINAL_THRESHOLDS[name],
                       "precision": pick["precision"], "recall": pick["recall"], "f1": pick["f1"], "chosen by": how})
     return checked_thresholds(chosen), pd.DataFrame(table).set_index("category")
-
-
-def _nearest(rows: pd.DataFrame, threshold: float) -> pd.Series:
-    return rows.loc[(rows["threshold"] - threshold).abs().idxmin()]
 
 
 def rule_report(scores: pd.DataFrame, gold: pd.Series, thresholds: Mapping[str, float],
@@ -430,29 +419,14 @@ def plot_confusion(ax, matrix: pd.DataFrame, title: str = "") -> None:
     ax.set_title(title)
 
 
-def plot_threshold_sweep(axes, sweep: pd.DataFrame, chosen: Mapping[str, float],
+def plot_threshold_sweep(axes, rows: pd.DataFrame, chosen: Mapping[str, float],
                          reference: Mapping[str, float] | None = ORIGINAL_THRESHOLDS) -> None:
     """Top row: precision–recall curve per category; bottom row: precision and recall against the threshold.
     ● marks the chosen threshold, × the reference (the original's; drawn at recall 0, precision 1 when it
     flags nothing); ``reference=None`` leaves it out (scores on another scale)."""
     for column, name in enumerate(SANCTION_CATEGORIES):
-        rows = sweep[sweep["category"] == name]
-        top, bottom = axes[0][column], axes[1][column]
-        top.plot(rows["recall"], rows["precision"], color="#6C8EBF")
-        bottom.plot(rows["threshold"], rows["precision"], label="precision")
-        bottom.plot(rows["threshold"], rows["recall"], label="recall")
-        marks = [(chosen[name], "o", "#D6612D", "chosen")]
-        marks += [(reference[name], "x", "black", "original")] if reference else []
-        for value, marker, color, label in marks:
-            point = _nearest(rows, value)
-            precision = 1.0 if np.isnan(point["precision"]) else point["precision"]
-            top.plot(point["recall"], precision, marker, color=color, markersize=9, label=f"{label} {value:g}")
-            bottom.axvline(value, linestyle="--", color=color, linewidth=1)
-        top.set(title=name, xlabel="recall", ylabel="precision", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
-        bottom.set(xlabel="threshold (dashed: " + ", ".join(m[3] for m in marks) + ")",
-                   xlim=(rows["threshold"].min(), rows["threshold"].max()), ylim=(-0.02, 1.02))
-        top.legend(loc="lower left", fontsize=8)
-        bottom.legend(loc="lower left", fontsize=8)
+        marks = [Mark(chosen[name], "chosen")] + ([Mark(reference[name], "original", "x", "black")] if reference else [])
+        precision_recall_panels(axes[0][column], axes[1][column], rows[rows["category"] == name], marks, title=name)
 
 
 def plot_comparison(axes, table: pd.DataFrame, everyday_target: float = 1.0, recall_target: float = 0.9) -> None:

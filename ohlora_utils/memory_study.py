@@ -22,7 +22,7 @@ import argparse
 import json
 import math
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ from .profiles import Profile, get_profile
 from .sbert import embed
 from .sbert_training import SbertTrainConfig, pair_metrics, pairs_frame, train_cosine_pairs
 from .storage import atomic_write_text
+from .sweeps import Mark, confusion_point, f_beta, precision_recall_panels, sweep as sweep_thresholds
 
 STEP_LOG = "step_losses.csv"         # every training step's loss, next to the model
 VALID_SHARE = 0.1                    # docs/memory.md: 90/10 split of the train pairs
@@ -209,24 +210,23 @@ def sweep_point(similarity: np.ndarray, keys, threshold: float) -> SweepPoint:
 
     It is brought in when its cosine reaches ``threshold``, and should be exactly when the keys are equal.
     """
+    point = confusion_point(np.asarray(similarity) >= threshold, same_key(keys))
+    return SweepPoint(float(threshold), point["precision"], point["recall"], point["flagged"], point["tp"])
+
+
+def same_key(keys) -> np.ndarray:
+    """``[i, j]``: message i and memory j share the key (the pairs retrieval should bring in)."""
     keys = np.asarray(keys)
-    same = keys[:, None] == keys[None, :]
-    retrieved = similarity >= threshold
-    correct = int((retrieved & same).sum())
-    return SweepPoint(float(threshold), correct / int(retrieved.sum()) if retrieved.any() else float("nan"),
-                      correct / int(same.sum()), int(retrieved.sum()), correct)
+    return keys[:, None] == keys[None, :]
 
 
 def threshold_sweep(similarity: np.ndarray, keys, grid=THRESHOLD_GRID) -> pd.DataFrame:
     """Precision and recall of retrieval (see ``sweep_point``) at every threshold of ``grid``."""
-    frame = pd.DataFrame([asdict(sweep_point(similarity, keys, t)) for t in grid])
-    frame["f_beta"] = _f_beta(frame["precision"].fillna(0.0), frame["recall"], THRESHOLD_BETA)
+    frame = sweep_thresholds(lambda t: np.asarray(similarity) >= t, same_key(keys), grid)
+    frame = frame.rename(columns={"flagged": "retrieved", "tp": "correct"})
+    frame = frame[["threshold", "precision", "recall", "retrieved", "correct"]].copy()
+    frame["f_beta"] = f_beta(frame["precision"], frame["recall"], THRESHOLD_BETA)
     return frame
-
-
-def _f_beta(precision, recall, beta: float):
-    denominator = beta ** 2 * precision + recall
-    return ((1 + beta ** 2) * precision * recall / denominator.where(denominator > 0, 1.0)).fillna(0.0)
 
 
 def choose_threshold(similarity: np.ndarray, keys, setting: str = "auto") -> dict:
@@ -273,33 +273,12 @@ def plot_heatmap(ax, matrix, row_labels, column_labels, title: str, digits: int 
     return image
 
 
-def plot_loss_curve(ax, steps: pd.DataFrame, history: pd.DataFrame, steps_per_epoch: int, window: int = 20):
-    """Every step's train loss, its moving average, and the validation loss at each epoch's end."""
-    ax.plot(steps["step"], steps["train_loss"], color="#B3C7E6", linewidth=0.8, label="train loss (step)")
-    ax.plot(steps["step"], steps["train_loss"].rolling(window, min_periods=1).mean(), color="#3465A4",
-            label=f"train loss (mean of {window})")
-    if "valid_loss" in history:
-        ax.plot(history["epoch"] * steps_per_epoch, history["valid_loss"], "o", color="#CC0000", label="valid loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("MSE of cosine vs label")
-    ax.legend()
-
-
-def plot_threshold_sweep(axes, sweep: pd.DataFrame, choice: dict):
-    """Left: precision vs recall over the sweep; right: both against the threshold, choice and 0.95 marked."""
-    left, right = axes
-    left.plot(sweep["recall"], sweep["precision"], marker=".", color="#3465A4")
-    left.plot(choice["recall"], choice["precision"], "o", color="#CC0000", markersize=9,
-              label=f"chosen {choice['threshold']:.2f}")
-    left.set_xlabel("recall (same-key pairs retrieved)")
-    left.set_ylabel("precision (retrieved pairs with the same key)")
-    left.legend()
-    right.plot(sweep["threshold"], sweep["precision"], label="precision")
-    right.plot(sweep["threshold"], sweep["recall"], label="recall")
-    right.axvline(choice["threshold"], color="#CC0000", linestyle="--", label=f"chosen {choice['threshold']:.2f}")
-    right.axvline(ORIGINAL_THRESHOLD, color="grey", linestyle=":", label=f"original {ORIGINAL_THRESHOLD}")
-    right.set_xlabel("threshold")
-    right.legend()
+def plot_threshold_sweep(axes, rows: pd.DataFrame, choice: dict):
+    """Left: precision vs recall over the sweep; right: both against the threshold; the choice and the
+    original's 0.95 marked."""
+    precision_recall_panels(axes[0], axes[1], rows, [Mark(choice["threshold"], "chosen"),
+                                                     Mark(ORIGINAL_THRESHOLD, "original", "x", "grey")],
+                            curve_labels=("recall (same-key pairs retrieved)", "precision (retrieved pairs with the same key)"))
 
 
 def comparison_table(columns: dict[str, tuple[dict, dict | None]]) -> pd.DataFrame:

@@ -76,3 +76,16 @@ def day_parts_grid(ax, monday=None):
     ax.set_xlabel("hour of the day")
     ax.set_title("part of day the prefix names (green 오전 · orange 오후 · blue 저녁)")
     return grid
+
+
+def step_loss_curve(ax, steps: pd.DataFrame, history: pd.DataFrame, steps_per_epoch: int, window: int = 20,
+                    ylabel: str = "MSE of cosine vs label"):
+    """Every step's train loss, its moving average, and the validation loss at each epoch's end (S-BERT)."""
+    ax.plot(steps["step"], steps["train_loss"], color="#B3C7E6", linewidth=0.8, label="train loss (step)")
+    ax.plot(steps["step"], steps["train_loss"].rolling(window, min_periods=1).mean(), color="#3465A4",
+            label=f"train loss (mean of {window})")
+    if "valid_loss" in history:
+        ax.plot(history["epoch"] * steps_per_epoch, history["valid_loss"], "o", color="#CC0000", label="valid loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.legend()

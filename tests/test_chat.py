@@ -155,6 +155,47 @@ def test_a_block_hides_the_reply_and_blocks_the_next_turns_before_any_model(engi
     assert not engine.turn("안녕?").blocked
 
 
+def test_her_reply_is_shown_before_the_summary_and_expression_run(engine):
+    seen = []
+
+    def on_reply(result):
+        seen.append((result.shown, result.summary, result.expression, [task for task, _ in engine.llms.calls]))
+
+    result = engine.turn("로라야 오늘 뭐 하지?", on_reply=on_reply)
+    assert seen == [("토요일 오후엔 산책 어때? 😊", None, None, ["output_message", "memory"])]
+    assert result.summary == "주말 계획 고민" and result.expression == ("크게", "보통", "없음")  # done on return
+    assert 0 < result.seconds_to_reply
+
+
+def test_in_the_background_the_next_turn_waits_for_the_summary_it_needs(engine):
+    first = engine.turn("로라야 오늘 뭐 하지?", background=True)
+    second = engine.turn("산책은 좀 추울 것 같아", background=True)
+    assert first.summary == "주말 계획 고민"   # joined before the second turn built its input
+    assert second.llm_input == "(오로라 답변 요약) 주말 계획 고민 (사용자 질문) 산책은 좀 추울 것 같아"
+    engine.wait()
+    assert second.expression == ("크게", "보통", "없음")
+
+
+def test_an_error_after_the_reply_in_the_background_surfaces_at_wait(engine):
+    def broken(requests, seed=None, max_new_tokens=None):
+        if requests[0][0] == "summary":
+            raise RuntimeError("summary model went away")
+        return ScriptedLLMs.generate_mixed(engine.llms, requests, seed, max_new_tokens)
+
+    engine.llms.generate_mixed = broken
+    result = engine.turn("로라야 오늘 뭐 하지?", background=True)
+    assert result.shown == "토요일 오후엔 산책 어때? 😊"
+    with pytest.raises(RuntimeError, match="went away"):
+        engine.wait()
+    engine.wait()  # reported once
+
+
+def test_block_and_length_messages_are_shown_through_on_reply_too(engine):
+    shown = []
+    engine.turn("아주 긴 메시지 " * 40, on_reply=lambda result: shown.append(result.shown))
+    assert len(shown) == 1 and f"최대 {MAX_INPUT_TOKENS}토큰" in shown[0]
+
+
 def test_too_long_input_is_refused_with_a_clear_message(engine):
     result = engine.turn("아주 긴 메시지 " * 40)
     assert result.refused_input and f"최대 {MAX_INPUT_TOKENS}토큰" in result.shown
@@ -280,7 +321,7 @@ def test_a_running_chat_honours_a_lift_from_another_process(engine):
 
 # --- two layers: what a chat turn runs imports nothing from the study ---------------------------------------
 
-STUDY_MODULES = {"augment", "finetune", "llm_metrics", "memory_study", "ethics_study", "yardstick", "grading",
+STUDY_MODULES = {"augment", "finetune", "llm_metrics", "memory_study", "ethics_study", "yardstick", "grading", "sweeps",
                  "sbert_training", "provenance",
                  "eval_data", "plots", "notebook"}
 
