@@ -1,16 +1,21 @@
-"""Training speed: this study's LoRA step against plain SFTTrainer, same model, data, batch and LoRA.
+"""Training speed of the reply task's LoRA step: each speed lever of this study's trainer, side by side.
 
-Usage: ``.venv/bin/python benchmarks/train_speed.py [--profile embedded] [--steps 12] [--task output_message]``
+Usage: ``.venv/bin/python benchmarks/train_speed.py [--profile embedded] [--steps 20] [--task output_message]``
 
-Each variant trains in its own process (so its peak memory is its own) for ``--steps`` steps on the same
-rows in the same order; the first two steps are warm-up and not timed. Reported: seconds per step,
-train tokens per second, peak resident memory, the first step's loss (the variants must agree: same
-loss, computed differently), and the speed-up ratio against the baseline. Variants:
+Each variant trains in its own process (so its peak memory is its own) for ``--steps`` steps of
+``--batch-size`` rows, drawn from the same train rows with the same seed; the first two steps are
+warm-up and not timed. Reported: seconds per step, train tokens per second (non-padding tokens of the
+timed steps), the share of padded positions, peak resident memory, the first step's loss, and the
+speed-up in tokens per second against the first variant. The cumulative variants:
 
-- ``stock``: plain SFTTrainer defaults (gradient checkpointing on, TRL's own loss); only what a CPU
-  requires is changed (no bf16).
-- ``stock_no_gc``: the same with gradient checkpointing off (the first thing to switch off on a CPU).
-- ``ours``: this study's trainer — gradient checkpointing off, output layer only at completion positions.
+- ``fp32``: the trainer as it was before the speed levers — completion-positions loss, fp32 weights.
+- ``bf16_weights``: + frozen base weights stored in bf16 (LoRA weights and AdamW stay fp32).
+- ``study_vocabulary``: + the training loss over the study vocabulary's rows of the output layer.
+- ``length_groups``: + batches of rows of similar length (the default preset: all three levers).
+- ``no_dropout``: + LoRA dropout 0 instead of the original's 0.05 (measured only: not adopted).
+
+And two references for plain TRL: ``stock`` (SFTTrainer defaults, gradient checkpointing on, TRL's own
+loss, fp32) and ``stock_no_gc`` (the same without gradient checkpointing); pass them with ``--variants``.
 """
 from __future__ import annotations
 
@@ -19,6 +24,21 @@ import json
 import multiprocessing as mp
 import resource
 import time
+
+LEVERS = {   # variant → the LoraTrainConfig overrides it runs with
+    "fp32": dict(bf16_base_weights=False, study_vocabulary_loss=False, group_by_length=False),
+    "bf16_weights": dict(bf16_base_weights=True, study_vocabulary_loss=False, group_by_length=False),
+    "study_vocabulary": dict(bf16_base_weights=True, study_vocabulary_loss=True, group_by_length=False),
+    "length_groups": dict(bf16_base_weights=True, study_vocabulary_loss=True, group_by_length=True),
+    "cheap_dropout": dict(bf16_base_weights=True, study_vocabulary_loss=True, group_by_length=True,
+                          cheap_dropout_masks=True),
+    "bf16_autocast": dict(bf16_base_weights=True, study_vocabulary_loss=True, group_by_length=True,
+                          cheap_dropout_masks=True, bf16_autocast=True),
+    "no_dropout": dict(bf16_base_weights=True, study_vocabulary_loss=True, group_by_length=True, lora_dropout=0.0),
+}
+OFF = dict(bf16_base_weights=False, study_vocabulary_loss=False, group_by_length=False, cheap_dropout_masks=False,
+           bf16_autocast=False)   # every lever off: a variant switches on its own
+STOCK = {"stock": True, "stock_no_gc": False}   # variant → gradient checkpointing
 
 
 def run_variant(variant: str, profile_name: str, task: str, steps: int, batch_size: int, queue) -> None:
@@ -29,23 +49,28 @@ def run_variant(variant: str, profile_name: str, task: str, steps: int, batch_si
     from trl import SFTConfig, SFTTrainer
 
     from ohlora_utils.data import load_fine_tuning
-    from ohlora_utils.finetune import TARGET_MODULES, EpochBlockSampler, _trainer_class, task_config, task_rows
+    from ohlora_utils.devices import trainer_device_args
+    from ohlora_utils.finetune import (TARGET_MODULES, EpochBlockSampler, _trainer_class, base_weights_dtype,
+                                       epoch_rows, task_config, use_cheap_dropout)
     from ohlora_utils.models import load_causal_lm
     from ohlora_utils.profiles import get_profile
+    from ohlora_utils.vocabulary import study_token_ids
 
     disable_progress_bars()
     torch.manual_seed(0)
     profile = get_profile(profile_name)
     source = profile.llm_for(task)
-    model, tokenizer = load_causal_lm(source)
-    config = task_config(task, "default")
+    config = task_config(task, "default", **{**OFF, **LEVERS.get(variant, {})})
+    model, tokenizer = load_causal_lm(source, dtype=base_weights_dtype(config))
     model = get_peft_model(model, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                                              lora_dropout=config.lora_dropout, init_lora_weights="gaussian",
                                              target_modules=list(TARGET_MODULES[source.architecture]),
                                              task_type="CAUSAL_LM"))
+    if config.cheap_dropout_masks:
+        use_cheap_dropout(model)
     frame = load_fine_tuning()
-    rows = task_rows(task, frame[frame["data_type"] == "train"])[: steps * batch_size]
-    times, losses = [], []
+    rows = epoch_rows(task, frame[frame["data_type"] == "train"], config)
+    times, tokens, padded, losses = [], [], [], []
 
     class Clock(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
@@ -60,29 +85,44 @@ def run_variant(variant: str, profile_name: str, task: str, steps: int, batch_si
 
     common = dict(output_dir="/tmp/ohlora-bench", max_steps=steps, per_device_train_batch_size=batch_size,
                   learning_rate=config.learning_rate, logging_steps=1, save_strategy="no", report_to=[],
-                  bf16=False, use_cpu=True, completion_only_loss=True, disable_tqdm=True, seed=0,
+                  **trainer_device_args(cpu_bf16=config.bf16_autocast), completion_only_loss=True, disable_tqdm=True, seed=0,
                   max_length=config.max_length, dataloader_num_workers=0)
-    sampler = EpochBlockSampler(len(rows), 1, 0)  # every variant sees the same rows in the same order
-    if variant == "ours":
-        trainer_class, _ = _trainer_class()
-        trainer = trainer_class(model=model, args=SFTConfig(activation_checkpointing=False, **common),
-                                processing_class=tokenizer, train_dataset=Dataset.from_list(rows),
-                                epoch_sampler=sampler, callbacks=[Clock()])
-    else:
+    lengths = [len(r["prompt"]) + len(r["completion"]) for r in rows] if config.group_by_length else None
+    sampler = EpochBlockSampler(len(rows) // config.epochs, config.epochs, 0, lengths, batch_size)
+    if variant in STOCK:
         class SameOrderSFTTrainer(SFTTrainer):
             def _get_train_sampler(self, *args, **kwargs):
                 return sampler
 
-        trainer = SameOrderSFTTrainer(model=model, args=SFTConfig(activation_checkpointing=(variant == "stock"),
-                                                                  **common),
+            def compute_loss(self, model, inputs, *args, **kwargs):
+                count(inputs)
+                return super().compute_loss(model, inputs, *args, **kwargs)
+
+        trainer = SameOrderSFTTrainer(model=model, args=SFTConfig(activation_checkpointing=STOCK[variant], **common),
                                       processing_class=tokenizer, train_dataset=Dataset.from_list(rows),
                                       callbacks=[Clock()])
-        trainer.tokens_seen = None
+    else:
+        trainer_class, _ = _trainer_class()
+
+        class CountingTrainer(trainer_class):
+            def compute_loss(self, model, inputs, *args, **kwargs):
+                count(inputs)
+                return super().compute_loss(model, inputs, *args, **kwargs)
+
+        vocabulary = study_token_ids(tokenizer) if config.study_vocabulary_loss else None
+        trainer = CountingTrainer(model=model, args=SFTConfig(activation_checkpointing=False, **common),
+                                  processing_class=tokenizer, train_dataset=Dataset.from_list(rows),
+                                  epoch_sampler=sampler, loss_vocabulary=vocabulary, callbacks=[Clock()])
+
+    def count(inputs):
+        mask = inputs["attention_mask"]
+        tokens.append(int(mask.sum()))
+        padded.append(mask.numel() - int(mask.sum()))
+
     trainer.train()
-    timed = times[2:]
-    tokens = sum(len(tokenizer(r["prompt"] + r["completion"])["input_ids"]) for r in rows[2 * batch_size:])
-    queue.put({"variant": variant, "s_per_step": sum(timed) / len(timed),
-               "tokens_per_s": tokens / sum(timed), "first_loss": losses[0],
+    timed = sum(times[2:])
+    queue.put({"variant": variant, "s_per_step": timed / len(times[2:]), "tokens_per_s": sum(tokens[2:]) / timed,
+               "padded": sum(padded[2:]) / (sum(padded[2:]) + sum(tokens[2:])), "first_loss": losses[0],
                "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2})
 
 
@@ -90,10 +130,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="embedded")
     parser.add_argument("--task", default="output_message")
-    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--variants", default="stock,stock_no_gc,ours")
+    parser.add_argument("--variants", default=",".join(LEVERS), help=f"comma-separated, from {', '.join([*LEVERS, *STOCK])}")
     args = parser.parse_args()
+    unknown = set(args.variants.split(",")) - set(LEVERS) - set(STOCK)
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(sorted(unknown))}")
     context = mp.get_context("spawn")
     results = []
     for variant in args.variants.split(","):
@@ -104,12 +147,12 @@ def main() -> None:
         results.append(queue.get())
         process.join()
         print(json.dumps(results[-1]), flush=True)
-    baseline = results[0]["s_per_step"]
+    baseline = results[0]["tokens_per_s"]
     print(f"\nprofile {args.profile}, task {args.task}, batch {args.batch_size}, {args.steps} steps (2 warm-up)")
-    print(f"{'variant':12s} {'s/step':>7s} {'tokens/s':>9s} {'peak GB':>8s} {'1st loss':>9s} {'speed-up':>8s}")
+    print(f"{'variant':16s} {'s/step':>7s} {'tokens/s':>9s} {'padded':>7s} {'peak GB':>8s} {'1st loss':>9s} {'speed-up':>8s}")
     for r in results:
-        print(f"{r['variant']:12s} {r['s_per_step']:7.2f} {r['tokens_per_s']:9.1f} {r['peak_rss_gb']:8.2f} "
-              f"{r['first_loss']:9.4f} {baseline / r['s_per_step']:7.2f}×")
+        print(f"{r['variant']:16s} {r['s_per_step']:7.2f} {r['tokens_per_s']:9.1f} {r['padded']:7.1%} "
+              f"{r['peak_rss_gb']:8.2f} {r['first_loss']:9.4f} {r['tokens_per_s'] / baseline:7.2f}×")
 
 
 if __name__ == "__main__":

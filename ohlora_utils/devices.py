@@ -50,8 +50,8 @@ def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
 
 def trainer_device_args(device: str | None = None, cpu_bf16: bool = False) -> dict:
     """``use_cpu`` and ``bf16`` for transformers' TrainingArguments: bf16 on a GPU that has it; on the CPU only
-    when asked (``cpu_bf16``) and the CPU has it natively. The LoRA trainer stays fp32 on the CPU (measured:
-    faster there without autocast); the S-BERT trainer asks for bf16 (measured: 1.6× faster steps)."""
+    when asked (``cpu_bf16``) and the CPU has it natively. Both trainers ask: the LoRA trainer on top of
+    base weights already stored in bf16 (benchmarks/train_speed.py), the S-BERT trainer (1.6× faster steps)."""
     import torch
 
     device = device or compute_device()

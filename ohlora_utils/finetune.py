@@ -13,7 +13,11 @@ on the completion only. The reply task sees a new synonym draw of every row on e
 Beyond the original: a validation loss every epoch, a per-epoch CSV log, checkpoints every epoch so an
 interrupted run resumes, and a JSON next to each adapter saying what produced it. And speed: the loss is
 computed by running the backbone, keeping only the completion positions, and applying the output layer
-there alone — Gemma's 262k-row output layer dominates a step, and most positions are prompt.
+there alone — Gemma's 262k-row output layer dominates a step, and most positions are prompt. On a CPU
+that computes bf16 natively the frozen base weights are held in bf16 (the LoRA weights and the optimizer
+stay fp32), the training loss is taken over the study vocabulary's rows of the output layer (the tokens
+the chat samples from; the validation loss stays over the full vocabulary), and each batch holds rows of
+similar length. ``benchmarks/train_speed.py`` measures each of these levers.
 """
 from __future__ import annotations
 
@@ -33,9 +37,9 @@ import torch.nn.functional as F
 from .adapters import ADAPTER_META, adapter_dir
 from .augment import SynonymAugmenter
 from .data import FINE_TUNING_CSV, is_refusal, load_fine_tuning
-from .devices import trainer_device_args
+from .devices import compute_device, cpu_has_bf16, is_cuda, trainer_device_args
 from .errors import OhloraError
-from .models import load_causal_lm
+from .models import load_causal_lm, load_tokenizer
 from .presets import get_preset
 from .profiles import ModelSource, Profile
 from .provenance import provenance, reusable, why_not_reused
@@ -74,6 +78,12 @@ class LoraTrainConfig:
     # epoch does not learn "nothing to remember" as the answer to everything (figures: the default preset)
     memory_repeats: int = 1
     completion_positions_only: bool = True   # output layer only where the loss is taken (same loss, faster)
+    # speed levers (benchmarks/train_speed.py); each was kept with the valid loss beside it (docs/fine_tuning.md)
+    bf16_base_weights: bool = True           # CPU with native bf16: frozen base weights in bf16, LoRA + AdamW fp32
+    study_vocabulary_loss: bool = True       # training loss over the study vocabulary's output rows only
+    group_by_length: bool = True             # batches of rows of similar length within each shuffled epoch
+    cheap_dropout_masks: bool = True         # LoRA dropout masks from 16-bit random draws: same p, 3× cheaper
+    bf16_autocast: bool = True               # CPU with native bf16: LoRA matmuls in bf16 too (fp32 master weights)
     max_valid_rows: int = 0                  # > 0 validates on the first rows only (quick runs)
     seed: int = 42                           # data order, LoRA init, dropout, augmentation
 
@@ -157,11 +167,55 @@ def epoch_rows(task: str, frame: pd.DataFrame, config: LoraTrainConfig) -> list[
     return rows
 
 
-class EpochBlockSampler(torch.utils.data.Sampler):
-    """Visit epoch block 0 (shuffled), then block 1 (shuffled anew), …: true epochs over pre-drawn rows."""
+class CheapDropout(torch.nn.Module):
+    """Dropout whose mask comes from 16-bit slices of 64-bit random draws (keep when ≥ p × 65,536).
 
-    def __init__(self, rows_per_epoch: int, epochs: int, seed: int):
+    Same expectation and keep rate as ``nn.Dropout(p)`` (p rounded to 1/65,536), drawn from torch's
+    seeded generator; on the CPU it is about 3× faster, because the random numbers, not the arithmetic,
+    are the cost: PEFT draws a fresh mask for each of a layer's seven LoRA inputs at every step.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        count = x.numel()
+        draws = torch.empty((count + 3) // 4, dtype=torch.int64, device=x.device).random_(-2 ** 63, 2 ** 63 - 1)
+        bits = draws.view(torch.int16)[:count].view(x.shape)
+        keep = (bits >= -32768 + round(self.p * 65536)).to(x.dtype)
+        return x * keep.mul_(1 / (1 - self.p))
+
+
+def use_cheap_dropout(peft_model) -> int:
+    """Swap every LoRA dropout of ``peft_model`` for :class:`CheapDropout` with the same p; returns how many."""
+    swapped = 0
+    for module in peft_model.modules():
+        for name, dropout in getattr(module, "lora_dropout", {}).items():
+            if isinstance(dropout, torch.nn.Dropout):
+                module.lora_dropout[name] = CheapDropout(dropout.p)
+                swapped += 1
+    return swapped
+
+
+class EpochBlockSampler(torch.utils.data.Sampler):
+    """Visit epoch block 0 (shuffled), then block 1 (shuffled anew), …: true epochs over pre-drawn rows.
+
+    With ``lengths`` (one per row of all blocks), each run of ``batch_size × LENGTH_GROUP`` shuffled rows is
+    ordered by length, so a batch holds rows of similar length and pads less; which rows share a group
+    is still random, and every row is still visited once per epoch.
+    """
+
+    LENGTH_GROUP = 16   # batches per length-sorted group: big enough to match lengths, small enough to stay random
+
+    def __init__(self, rows_per_epoch: int, epochs: int, seed: int, lengths: list[int] | None = None,
+                 batch_size: int = 1):
+        if lengths is not None and len(lengths) != rows_per_epoch * epochs:
+            raise ValueError(f"{len(lengths)} lengths for {rows_per_epoch * epochs} rows")
         self.rows_per_epoch, self.epochs, self.seed = rows_per_epoch, epochs, seed
+        self.lengths, self.batch_size = lengths, batch_size
 
     def __len__(self) -> int:
         return self.rows_per_epoch * self.epochs
@@ -169,7 +223,12 @@ class EpochBlockSampler(torch.utils.data.Sampler):
     def __iter__(self):
         for epoch in range(self.epochs):
             order = torch.randperm(self.rows_per_epoch, generator=torch.Generator().manual_seed(self.seed + epoch))
-            yield from (epoch * self.rows_per_epoch + order).tolist()
+            order = (epoch * self.rows_per_epoch + order).tolist()
+            if self.lengths is not None:
+                size = self.batch_size * self.LENGTH_GROUP
+                order = [i for start in range(0, len(order), size)
+                         for i in sorted(order[start:start + size], key=lambda i: -self.lengths[i])]
+            yield from order
 
 
 def check_tokenizer_spells_markers(tokenizer, source: ModelSource) -> None:
@@ -183,11 +242,14 @@ def check_tokenizer_spells_markers(tokenizer, source: ModelSource) -> None:
 
 # --- the loss ----------------------------------------------------------------------------------------
 
-def completion_positions_loss(model, inputs: dict, num_items_in_batch=None) -> tuple[torch.Tensor, int]:
+def completion_positions_loss(model, inputs: dict, num_items_in_batch=None,
+                              vocabulary: torch.LongTensor | None = None) -> tuple[torch.Tensor, int]:
     """Mean next-token cross-entropy over the labelled (completion) positions, computing logits only there.
 
     Equal to the stock loss (same positions, same normaliser) but the output layer — for Gemma a
-    640 × 262,144 matrix read on every pass — runs on a fraction of the positions.
+    640 × 262,144 matrix read on every pass — runs on a fraction of the positions. With ``vocabulary``
+    (sorted token ids, e.g. ``vocabulary.study_token_ids``) the softmax runs over those rows only, plus any
+    gold token outside them: the cross-entropy of the distribution the chat samples from.
     """
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     decoder, head = causal_lm.get_decoder(), causal_lm.get_output_embeddings()
@@ -195,13 +257,20 @@ def completion_positions_loss(model, inputs: dict, num_items_in_batch=None) -> t
                      use_cache=False).last_hidden_state
     targets = inputs["labels"][:, 1:]
     keep = targets != -100
-    logits = head(hidden[:, :-1][keep])
+    gold = targets[keep]
+    if vocabulary is None:
+        logits = head(hidden[:, :-1][keep])
+    else:
+        rows = torch.unique(torch.cat([vocabulary.to(gold.device), gold]))   # sorted
+        bias = None if getattr(head, "bias", None) is None else head.bias[rows]
+        logits = F.linear(hidden[:, :-1][keep], head.weight[rows], bias)
+        gold = torch.searchsorted(rows, gold)
     softcap = getattr(causal_lm.config, "final_logit_softcapping", None)
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
     count = int(keep.sum())
     normaliser = num_items_in_batch if num_items_in_batch is not None else max(count, 1)
-    loss = F.cross_entropy(logits.float(), targets[keep], reduction="sum") / torch.as_tensor(normaliser).clamp(min=1)
+    loss = F.cross_entropy(logits.float(), gold, reduction="sum") / torch.as_tensor(normaliser).clamp(min=1)
     return loss, count
 
 
@@ -225,8 +294,10 @@ def _trainer_class():
     class OhloraSFTTrainer(SFTTrainer):
         """SFTTrainer with epoch-block sampling, the completion-positions loss, and token counting."""
 
-        def __init__(self, *args, epoch_sampler=None, completion_positions_only=True, **kwargs):
+        def __init__(self, *args, epoch_sampler=None, completion_positions_only=True, loss_vocabulary=None,
+                     **kwargs):
             self.epoch_sampler, self.completion_positions_only = epoch_sampler, completion_positions_only
+            self.loss_vocabulary = loss_vocabulary   # training steps only: validation is over the full vocabulary
             self.tokens_seen = 0
             super().__init__(*args, **kwargs)
 
@@ -238,7 +309,8 @@ def _trainer_class():
                 self.tokens_seen += int(inputs["attention_mask"].sum())
             if not self.completion_positions_only:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            loss, _ = completion_positions_loss(model, inputs, num_items_in_batch)
+            vocabulary = self.loss_vocabulary if model.training else None
+            loss, _ = completion_positions_loss(model, inputs, num_items_in_batch, vocabulary)
             return (loss, None) if return_outputs else loss
 
     class EpochLog(TrainerCallback):
@@ -315,7 +387,13 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
     out_dir = Path(out_dir) if out_dir else adapter_dir(profile, task)
     work_dir = out_dir.with_name(out_dir.name + ".training")  # checkpoints + log while training
     rows = epoch_rows(task, train, config)
-    identity = run_identity(task, source.key, config, rows, task_rows(task, valid))
+    loss_vocabulary = None
+    if config.study_vocabulary_loss:
+        from .vocabulary import study_token_ids   # depends on all the study's data, so it joins the identity
+
+        loss_vocabulary = study_token_ids(load_tokenizer(source))
+    identity = run_identity(task, source.key, config, rows, task_rows(task, valid), loss_vocabulary)
+    identity["base_weights_dtype"] = str(base_weights_dtype(config)).removeprefix("torch.")
     stamp = provenance({"profile": profile.name, "base_hub_id": source.hub_id, **identity}, TRAINING_CODE)
     if reusable(out_dir, ADAPTER_META, stamp):
         meta = json.loads((out_dir / ADAPTER_META).read_text(encoding="utf-8"))
@@ -333,14 +411,16 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
     atomic_write_text(work_dir / RUN_IDENTITY, json.dumps(identity, ensure_ascii=False, indent=2))
 
     torch.manual_seed(config.seed)
-    model, tokenizer = load_causal_lm(source)
+    model, tokenizer = load_causal_lm(source, dtype=getattr(torch, identity["base_weights_dtype"]))
     check_tokenizer_spells_markers(tokenizer, source)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=list(TARGET_MODULES[source.architecture]), init_lora_weights="gaussian",
                       task_type="CAUSAL_LM")
-    model = get_peft_model(model, lora)
+    model = get_peft_model(model, lora)   # LoRA weights in fp32 even on bf16 base weights (PEFT's default)
+    if config.cheap_dropout_masks:
+        use_cheap_dropout(model)
 
     rows_per_epoch = len(rows) // config.epochs   # more than len(train) when refusals repeat
     steps_per_epoch = math.ceil(rows_per_epoch / config.batch_size)
@@ -349,7 +429,7 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=max(8, config.batch_size),
         learning_rate=config.learning_rate, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0,
         optim="adamw_torch", max_length=config.max_length, completion_only_loss=True,
-        **trainer_device_args(), activation_checkpointing=False, seed=config.seed,
+        **trainer_device_args(cpu_bf16=config.bf16_autocast), activation_checkpointing=False, seed=config.seed,
         data_seed=config.seed, logging_steps=1, eval_strategy="steps", eval_steps=steps_per_epoch,
         save_strategy="steps", save_steps=steps_per_epoch, save_total_limit=1, report_to=[],
         dataloader_num_workers=0, disable_tqdm=False, dataset_num_proc=None, prediction_loss_only=True,
@@ -363,8 +443,11 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
     trainer = trainer_class(
         model=model, args=args, processing_class=tokenizer,
         train_dataset=Dataset.from_list(rows), eval_dataset=Dataset.from_list(task_rows(task, valid)),
-        epoch_sampler=EpochBlockSampler(rows_per_epoch, config.epochs, config.seed),
-        completion_positions_only=config.completion_positions_only, callbacks=[logger],
+        epoch_sampler=EpochBlockSampler(rows_per_epoch, config.epochs, config.seed, batch_size=config.batch_size,
+                                        lengths=[len(r["prompt"]) + len(r["completion"]) for r in rows]
+                                        if config.group_by_length else None),
+        completion_positions_only=config.completion_positions_only, loss_vocabulary=loss_vocabulary,
+        callbacks=[logger],
     )
     logger.trainer = trainer
     for callback in (ProgressCallback, NotebookProgressCallback):  # our bar instead of theirs
@@ -395,12 +478,25 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
     return TrainResult(task, out_dir, pd.read_csv(out_dir / TRAINING_LOG), seconds, trainer.state.global_step, meta)
 
 
+def base_weights_dtype(config: LoraTrainConfig, device: str | None = None) -> torch.dtype:
+    """bf16 for the frozen base weights on a CPU that computes bf16 natively (when the config asks), else fp32.
+
+    On a GPU the Trainer's own bf16 autocast does this job. On the CPU, autocast re-casts every fp32
+    weight on every pass and was measured slower than fp32; weights stored in bf16 are cast once.
+    """
+    device = device or compute_device()
+    return torch.bfloat16 if config.bf16_base_weights and not is_cuda(device) and cpu_has_bf16() else torch.float32
+
+
 def run_identity(task: str, base_model: str, config: LoraTrainConfig, train_rows: list[dict],
-                 valid_rows: list[dict]) -> dict:
+                 valid_rows: list[dict], loss_vocabulary: torch.LongTensor | None = None) -> dict:
     """What a checkpoint belongs to: only a run with the same identity may resume from it."""
     rows = json.dumps([train_rows, valid_rows], ensure_ascii=False, sort_keys=True).encode("utf-8")
-    return {"task": task, "base_model": base_model, "config": asdict(config),
-            "rows_sha256": hashlib.sha256(rows).hexdigest()}
+    identity = {"task": task, "base_model": base_model, "config": asdict(config),
+                "rows_sha256": hashlib.sha256(rows).hexdigest()}
+    if loss_vocabulary is not None:
+        identity["loss_vocabulary_sha256"] = hashlib.sha256(loss_vocabulary.numpy().tobytes()).hexdigest()
+    return identity
 
 
 def _stored_identity(work_dir: Path) -> dict | None:

@@ -184,7 +184,7 @@ def load_causal_lm(source: ModelSource, dtype=None):
 
 def inference_dtype(cpuinfo: str | None = None, device: str | None = None):
     """bf16 on a GPU that has it, and where the CPU has it natively (halves what each generated token
-    reads; measured in benchmarks/turn_latency.py), else fp32. Training on the CPU uses fp32."""
+    reads; measured in benchmarks/turn_latency.py), else fp32. LoRA training decides in finetune.base_weights_dtype."""
     import torch
 
     device = device or compute_device()

@@ -11,8 +11,8 @@ from ohlora_utils import finetune
 from ohlora_utils.adapters import read_adapter_meta
 from ohlora_utils.data import load_fine_tuning
 from ohlora_utils.errors import OhloraError
-from ohlora_utils.finetune import (EpochBlockSampler, completion_positions_loss, epoch_rows,
-                                   task_config, task_rows, train_task)
+from ohlora_utils.finetune import (CheapDropout, EpochBlockSampler, base_weights_dtype, completion_positions_loss,
+                                   epoch_rows, run_identity, task_config, task_rows, train_task, use_cheap_dropout)
 from ohlora_utils.models import load_causal_lm
 from ohlora_utils.tasks import TASK_NAMES, TASKS
 
@@ -40,6 +40,71 @@ def test_fast_loss_equals_the_stock_loss(tiny_profile, small_frame, task):
     fast, count = completion_positions_loss(model, inputs)
     assert count == int((inputs["labels"][:, 1:] != -100).sum())
     assert torch.allclose(fast, stock, atol=1e-5)
+
+
+def test_the_loss_over_a_vocabulary_is_the_cross_entropy_of_the_softmax_over_those_tokens(tiny_profile, small_frame):
+    model, tokenizer = load_causal_lm(tiny_profile.llm_for("output_message"))
+    inputs = batch_of(tokenizer, task_rows("output_message", small_frame.head(4)))
+    targets = inputs["labels"][:, 1:]
+    gold = targets[targets != -100]
+    vocabulary = torch.unique(torch.cat([gold[: len(gold) // 2], torch.arange(0, 200, 3)]))  # half the gold tokens
+    restricted, count = completion_positions_loss(model, inputs, vocabulary=vocabulary)
+
+    rows = torch.unique(torch.cat([vocabulary, gold]))        # a gold token outside the vocabulary joins it
+    logits = model(**inputs).logits[:, :-1][targets != -100][:, rows]
+    expected = torch.nn.functional.cross_entropy(logits, torch.searchsorted(rows, gold))
+    assert count == len(gold) and torch.allclose(restricted, expected, atol=1e-5)
+    every_token = torch.arange(model.get_output_embeddings().weight.shape[0])
+    full, _ = completion_positions_loss(model, inputs)
+    assert torch.allclose(completion_positions_loss(model, inputs, vocabulary=every_token)[0], full, atol=1e-5)
+    assert restricted < full   # fewer tokens share the probability
+
+
+def test_cheap_dropout_keeps_the_rate_and_the_expectation_of_dropout():
+    torch.manual_seed(0)
+    dropout = CheapDropout(0.05).train()
+    out = dropout(torch.ones(400_000))
+    kept = out > 0
+    assert abs(kept.float().mean().item() - 0.95) < 0.002
+    assert torch.allclose(out[kept], torch.full_like(out[kept], 1 / 0.95))
+    assert abs(out.mean().item() - 1) < 0.003
+    torch.manual_seed(0)
+    assert torch.equal(dropout(torch.ones(400_000)), out)    # seeded by torch's generator
+    x = torch.randn(3, 5, requires_grad=True)
+    assert dropout.eval()(x) is x and CheapDropout(0.0).train()(x) is x
+    odd = CheapDropout(0.5).train()(torch.ones(7, 3))        # any size, not only multiples of four
+    assert odd.shape == (7, 3) and set(odd.unique().tolist()) <= {0.0, 2.0}
+
+
+def test_cheap_dropout_replaces_every_lora_dropout_with_the_same_p(tiny_profile):
+    from peft import LoraConfig, get_peft_model
+
+    model, _ = load_causal_lm(tiny_profile.llm_for("output_message"))
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, lora_dropout=0.05, task_type="CAUSAL_LM",
+                                             target_modules=list(finetune.TARGET_MODULES["llama"])))
+    lora_layers = [m for m in model.modules() if hasattr(m, "lora_dropout")]
+    assert use_cheap_dropout(model) == len(lora_layers) > 0
+    assert all(isinstance(m.lora_dropout["default"], CheapDropout) and m.lora_dropout["default"].p == 0.05
+               for m in lora_layers)
+    assert use_cheap_dropout(model) == 0   # nothing left to swap
+
+
+def test_frozen_base_weights_are_bf16_only_on_a_cpu_that_computes_bf16(monkeypatch):
+    config = task_config("output_message", "default")
+    monkeypatch.setattr(finetune, "cpu_has_bf16", lambda cpuinfo=None: True)
+    assert base_weights_dtype(config, "cpu") == torch.bfloat16
+    assert base_weights_dtype(replace(config, bf16_base_weights=False), "cpu") == torch.float32
+    assert base_weights_dtype(config, "cuda") == torch.float32   # the Trainer's autocast does it on a GPU
+    monkeypatch.setattr(finetune, "cpu_has_bf16", lambda cpuinfo=None: False)
+    assert base_weights_dtype(config, "cpu") == torch.float32
+
+
+def test_the_loss_vocabulary_is_part_of_a_run_s_identity():
+    config, rows = task_config("memory", "default"), [{"prompt": "a", "completion": "b"}]
+    plain = run_identity("memory", "base", config, rows, rows)
+    one = run_identity("memory", "base", config, rows, rows, torch.tensor([1, 2, 3]))
+    other = run_identity("memory", "base", config, rows, rows, torch.tensor([1, 2, 4]))
+    assert len({json.dumps(i, sort_keys=True) for i in (plain, one, other)}) == 3
 
 
 def test_completion_only_labels_cover_exactly_the_completion(tiny_profile, small_frame, tmp_path):
@@ -106,6 +171,28 @@ def test_epoch_block_sampler_visits_each_block_once_per_epoch():
     order = list(EpochBlockSampler(rows_per_epoch=5, epochs=3, seed=1))
     assert [sorted(order[i * 5:(i + 1) * 5]) for i in range(3)] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12, 13, 14]]
     assert order[:5] != [0, 1, 2, 3, 4] or order[5:10] != [5, 6, 7, 8, 9]
+
+
+def test_length_groups_batch_rows_of_similar_length_and_still_visit_each_row_once_per_epoch():
+    rows_per_epoch, batch = 200, 4
+    lengths = [random.Random(i).randint(5, 120) for i in range(2 * rows_per_epoch)]
+    order = list(EpochBlockSampler(rows_per_epoch, 2, seed=3, lengths=lengths, batch_size=batch))
+    assert sorted(order[:rows_per_epoch]) == list(range(rows_per_epoch))
+    assert sorted(order[rows_per_epoch:]) == list(range(rows_per_epoch, 2 * rows_per_epoch))
+    group = batch * EpochBlockSampler.LENGTH_GROUP
+    for epoch_start in (0, rows_per_epoch):   # groups start afresh in each epoch
+        for start in range(0, rows_per_epoch, group):
+            chunk = [lengths[i] for i in order[epoch_start + start:epoch_start + min(start + group, rows_per_epoch)]]
+            assert chunk == sorted(chunk, reverse=True)
+
+    def padded(order):
+        return sum(batch * max(lengths[i] for i in order[s:s + batch]) - sum(lengths[i] for i in order[s:s + batch])
+                   for s in range(0, len(order), batch))
+
+    assert padded(order) < padded(list(EpochBlockSampler(rows_per_epoch, 2, seed=3))) / 3
+    assert order != list(EpochBlockSampler(rows_per_epoch, 2, seed=4, lengths=lengths, batch_size=batch))
+    with pytest.raises(ValueError):
+        EpochBlockSampler(rows_per_epoch, 2, seed=3, lengths=lengths[:10])
 
 
 def test_training_logs_every_epoch_and_saves_provenance(tiny_adapters, tiny_profile):
