@@ -10,7 +10,13 @@ at a time, so each one's share of the gain shows:
 1. ``one after another``: the four tasks in four guarded generate calls, fp32, full output layer (baseline);
 2. ``batched``: reply + memory in one generate over mixed adapters, then summary + expression in another;
 3. ``+ study vocabulary``: the output layer restricted to the study's vocabulary (``vocabulary.py``);
-4. ``+ bf16 weights``: the base weights in bfloat16 as well (the chat's default when the CPU has bf16).
+4. ``+ bf16 weights``: the base weights in bfloat16 as well;
+5. ``+ merged reply``: the reply decoded alone on its own merged copy of the base (``MergedTaskModel``), the
+   memory extraction moved after it, beside the summary and the expression (the chat's default).
+
+Decode speed: for variants 4 and 5, each scripted message is also answered once more as a single reply
+row (the same seeds), and the tokens sampled per second of generation are reported: the shared base with
+PEFT adapters through ``generate`` against the merged copy's own loop.
 
 Reported per variant: the whole turn (p50 / p95 / mean, and the p50 speed-up over the baseline) and the
 time until her reply can be shown (p50 / p95). Before reply-first, the chat printed the reply when the whole
@@ -43,6 +49,22 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def decode_speed(llms, rounds: int) -> tuple[int, float]:
+    """Tokens sampled and seconds spent answering each scripted message as one reply row (same seeds)."""
+    from ohlora_utils.tasks import TASKS
+
+    tokens, seconds = 0, 0.0
+    for round_ in range(rounds):
+        for index, text in enumerate(SCRIPT):
+            prompt = TASKS["output_message"].prompt({"input_data": text})
+            started = time.perf_counter()
+            generation = llms.generate("output_message", [prompt], TASKS["output_message"].temperature,
+                                       seed=1000 * round_ + index)[0]
+            seconds += time.perf_counter() - started
+            tokens += generation.tokens
+    return tokens, seconds
+
+
 def main() -> None:
     import torch
 
@@ -60,18 +82,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     profile = get_profile(args.profile)
-    variants = [  # name, batched, restrict_vocabulary, dtype
-        ("one after another", False, False, torch.float32),
-        ("batched", True, False, torch.float32),
-        ("+ study vocabulary", True, True, torch.float32),
-        ("+ bf16 weights", True, True, torch.bfloat16),
+    variants = [  # name, batched, restrict_vocabulary, dtype, merged reply
+        ("one after another", False, False, torch.float32, False),
+        ("batched", True, False, torch.float32, False),
+        ("+ study vocabulary", True, True, torch.float32, False),
+        ("+ bf16 weights", True, True, torch.bfloat16, False),
+        ("+ merged reply", True, True, torch.bfloat16, True),
     ]
     retriever, classifier = load_retriever(artifacts_dir() / MEMORY_DIR), load_classifier(artifacts_dir() / ETHICS_DIR)
     start = datetime(2026, 11, 21, 14, 0, tzinfo=timezone(timedelta(hours=9)))
-    results, replies = {}, {}
+    results, replies, decode = {}, {}, {}
     with tempfile.TemporaryDirectory() as scratch:
-        for variant, batched, restrict_vocabulary, dtype in variants:
-            llms = TaskModels.load(profile, dtype=dtype, restrict_vocabulary=restrict_vocabulary)
+        for variant, batched, restrict_vocabulary, dtype, merged in variants:
+            llms = TaskModels.load(profile, dtype=dtype, restrict_vocabulary=restrict_vocabulary,
+                                   merged=("output_message",) if merged else ())
             latencies, to_reply = [], []
             for round_ in range(args.rounds):
                 clock = lambda: start  # noqa: E731 — a fixed clock: every variant sees the same time
@@ -88,6 +112,8 @@ def main() -> None:
                 engine.close()
             results[variant] = latencies
             replies[variant] = to_reply
+            if dtype == torch.bfloat16:
+                decode[variant] = decode_speed(llms, args.rounds)
             del llms
             print(f"{variant}: {len(latencies)} turns, p50 {percentile(latencies, .5):.2f} s", flush=True)
     print(f"\nprofile {profile.name}, {len(SCRIPT)} scripted turns × {args.rounds} round(s), "
@@ -99,6 +125,10 @@ def main() -> None:
         print(f"{variant:20s} {percentile(latencies, .5):7.2f} {percentile(latencies, .95):7.2f} "
               f"{statistics.mean(latencies):7.2f} {baseline / percentile(latencies, .5):12.2f}× "
               f"{percentile(replies[variant], .5):7.2f} {percentile(replies[variant], .95):7.2f}")
+    print(f"\ndecode speed, one reply row per scripted message × {args.rounds} round(s):")
+    for variant, (tokens, seconds) in decode.items():
+        path = "merged copy, own loop" if "merged" in variant else "shared base + adapters, generate"
+        print(f"  {variant:20s} {tokens / seconds:6.1f} tokens/s ({tokens} tokens in {seconds:.1f} s; {path})")
     chat = variants[-1][0]
     print(f"\nreply first ({chat}, the chat's default): her reply after {percentile(replies[chat], .5):.2f} s (p50) "
           f"instead of after the whole turn's {percentile(results[chat], .5):.2f} s: "

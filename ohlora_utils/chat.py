@@ -5,6 +5,7 @@ Usage::
     engine = ChatEngine.load(get_profile(), user_id="me", clock=datetime.now)
     result = engine.turn("로라야 오늘 뭐 해?")   # → TurnResult: reply, summary, memory, expression, sanction, seconds
     engine.turn("응", on_reply=lambda r: print(render_reply(r)))   # her reply shown before summary and face run
+    print_turn(engine, "응")                                         # the same, then memory saved and expression
 Command line (the terminal chat): ``python -m ohlora_utils.chat [--profile embedded] [--user me]``
 
 A turn: a blocked user gets the block message before any model runs; then time info → length check
@@ -15,7 +16,9 @@ the store → summary for the next turn → expression labels → avatar scores.
 Reply first: the summary and the expression read only her reply, so the user can see the reply before they
 run. ``turn(text, on_reply=…)`` calls ``on_reply`` as soon as the shown text is known (the reply has passed
 the ethics check, or a block / length message); with ``background=True`` the summary and expression then run
-in a thread and the next turn (or ``wait()``) joins it before it needs the summary.
+in a thread and the next turn (or ``wait()``) joins it before it needs the summary. When the models hold a
+merged copy for the reply (``load_chat_models``' default), the reply is decoded alone there and the memory
+extraction joins the summary and the expression after it.
 
 Text the user types is data, never structure: before anything else, the markers the models read as
 structure (``(답변 시작)``, ``(오로라 답변 요약)``, ``(사용자 질문)``, ``### 답변:``, ``(지금은 …)``, and any
@@ -101,15 +104,16 @@ class ChatEngine:
     @classmethod
     def load(cls, profile: Profile, user_id: str, clock: Callable[[], datetime] = datetime.now,
              artifacts: Path | None = None, seed: int = 0, databases: Path | None = None,
-             restrict_vocabulary: bool = True, dtype="auto") -> "ChatEngine":
+             restrict_vocabulary: bool = True, dtype="auto", merged_reply: bool = True) -> "ChatEngine":
         """Everything from the profile's trained artifacts; a clear error naming what to run first.
 
         ``databases`` holds the memory store and the sanction log (default: the artifacts folder).
         ``restrict_vocabulary`` samples from the study's vocabulary only (``vocabulary.py``, faster);
         ``dtype`` is the base weights' ("auto": bf16 where the CPU has it natively, else fp32;
-        ``models.inference_dtype``). ``benchmarks/turn_latency.py`` measures both levers.
+        ``models.inference_dtype``); ``merged_reply`` decodes the reply on a merged copy of its adapter
+        (``generation.MergedTaskModel``). ``benchmarks/turn_latency.py`` measures each lever.
         """
-        models = load_chat_models(profile, artifacts, restrict_vocabulary, dtype)
+        models = load_chat_models(profile, artifacts, restrict_vocabulary, dtype, merged_reply)
         return cls.from_models(models, user_id, clock, Path(databases) if databases else models.artifacts, seed)
 
     @classmethod
@@ -168,13 +172,17 @@ class ChatEngine:
         seed = self.seed + 1000 * self.turns
         self.turns += 1
 
-        # The reply and the memory extraction both read only the LLM input: one batched generate.
-        # The memory is stored only once the ethics check has let the turn go on.
-        with clock("reply_and_memory"):
-            first = self._answers([("output_message", {"input_data": result.llm_input}, weekday),
-                                   ("memory", {"input_data": result.llm_input}, None)], seed, result)
-        reply, extracted = first["output_message"], first["memory"]
-        result.reply = reply
+        # The reply and the memory extraction both read only the LLM input: one batched generate — unless
+        # the reply has its own merged copy (generation.MergedTaskModel), which decodes one row faster than
+        # any batch; then the memory extraction waits until after the reply is shown.
+        # Either way the memory is stored only once the ethics check has let the turn go on.
+        reply_alone = self.batched and "output_message" in getattr(self.llms, "merged", {})
+        rows = [("output_message", {"input_data": result.llm_input}, weekday)]
+        if not reply_alone:
+            rows.append(("memory", {"input_data": result.llm_input}, None))
+        with clock("reply" if reply_alone else "reply_and_memory"):
+            first = self._answers(rows, seed, result)
+        reply = result.reply = first["output_message"]
         with clock("ethics"):
             result.ethics_categories, result.ethics_reason = self.classifier.verdict(own_words, reply)
             sanction = self.sanction_log.record(self.user_id, result.ethics_categories, now)
@@ -182,30 +190,40 @@ class ChatEngine:
         if sanction.blocked_until is not None:   # a block ends the chat; the reply is not shown
             result.shown, result.blocked = sanction.message, True
             return show(result)
-        with clock("memory_store"):
-            if extracted:
-                result.memory_saved = extracted
-                result.memory_store_status = self.memory_store.add(extracted).status
+        if not reply_alone:
+            self._store_memory(result, first["memory"], clock)
         result.shown = reply if not result.sanction_message else f"{reply}\n{result.sanction_message}"
         show(result)
         if background:
             def after_reply():
                 try:
-                    self._summary_and_expression(result, seed, clock)
+                    self._after_the_reply(result, seed, clock, with_memory=reply_alone)
                 except BaseException as error:  # kept for wait(): a thread's exception would otherwise vanish
                     self._after_reply_error = error
 
             self._after_reply = threading.Thread(target=after_reply, name="ohlora-after-reply", daemon=True)
             self._after_reply.start()
         else:
-            self._summary_and_expression(result, seed, clock)
+            self._after_the_reply(result, seed, clock, with_memory=reply_alone)
         return result
 
-    def _summary_and_expression(self, result: TurnResult, seed: int, clock: "_StepClock") -> None:
-        """The summary for the next turn and her expression: both read only the reply (one batched generate)."""
-        with clock("summary_and_expression"):
-            second = self._answers([("summary", {"input_data": result.llm_input, "output_message": result.reply}, None),
-                                    ("eyes_mouth_pose", {"output_message": result.reply}, None)], seed, result)
+    def _store_memory(self, result: TurnResult, extracted: str | None, clock: "_StepClock") -> None:
+        with clock("memory_store"):
+            if extracted:
+                result.memory_saved = extracted
+                result.memory_store_status = self.memory_store.add(extracted).status
+
+    def _after_the_reply(self, result: TurnResult, seed: int, clock: "_StepClock", with_memory: bool) -> None:
+        """The summary for the next turn and her expression (both read the reply), and the memory extraction
+        when the reply ran alone: one batched generate."""
+        rows = [("summary", {"input_data": result.llm_input, "output_message": result.reply}, None),
+                ("eyes_mouth_pose", {"output_message": result.reply}, None)]
+        if with_memory:
+            rows.insert(0, ("memory", {"input_data": result.llm_input}, None))
+        with clock("memory_summary_expression" if with_memory else "summary_and_expression"):
+            second = self._answers(rows, seed, result)
+        if with_memory:
+            self._store_memory(result, second["memory"], clock)
         result.summary = self.summary = second["summary"]
         result.expression = (parse_expression(second["eyes_mouth_pose"] or "")
                              or parse_expression(TASKS["eyes_mouth_pose"].fallback))
@@ -248,9 +266,14 @@ class ChatEngine:
         return self.memory_store.clear()
 
     def close(self) -> None:
-        self.wait()
-        self.memory_store.close()
-        self.sanction_log.close()
+        """Finish the last turn's background work, then close both databases (even if that work failed)."""
+        try:
+            self.wait()
+        finally:
+            try:
+                self.memory_store.close()
+            finally:
+                self.sanction_log.close()
 
 
 @dataclass
@@ -263,8 +286,9 @@ class ChatModels:
 
 
 def load_chat_models(profile: Profile, artifacts: Path | None = None, restrict_vocabulary: bool = True,
-                     dtype="auto") -> ChatModels:
-    """The profile's trained adapters and S-BERT models from ``artifacts`` (default ``artifacts_dir()``)."""
+                     dtype="auto", merged_reply: bool = True) -> ChatModels:
+    """The profile's trained adapters and S-BERT models from ``artifacts`` (default ``artifacts_dir()``);
+    ``merged_reply`` also keeps the reply adapter merged into its own copy of the base (faster replies)."""
     from .ethics import MODEL_DIR_NAME as ETHICS_DIR, THRESHOLDS_FILE, load_classifier
     from .memory import MODEL_DIR_NAME as MEMORY_DIR, THRESHOLD_FILE, load_retriever
 
@@ -284,7 +308,7 @@ def load_chat_models(profile: Profile, artifacts: Path | None = None, restrict_v
                           fix="run `make reproduce` first (or the named notebooks)")
     llms = TaskModels.load(profile, adapters={task: root / "adapters" / profile.name / task for task in TASKS},
                            dtype=inference_dtype() if dtype == "auto" else dtype,
-                           restrict_vocabulary=restrict_vocabulary)
+                           restrict_vocabulary=restrict_vocabulary, merged=("output_message",) if merged_reply else ())
     return ChatModels(llms, load_retriever(root / MEMORY_DIR), load_classifier(root / ETHICS_DIR), root)
 
 
@@ -333,28 +357,51 @@ def render(result: TurnResult, verbose: bool = False) -> str:
                    ("summary", result.summary), ("tries", result.tries)]
         lines += [f"{label:12s}: {value}" for label, value in details if value]
     lines.append(render_reply(result))
-    if expression := render_expression(result):
-        lines.append(expression)
+    if rest := render_after_reply(result, lines[-1]):
+        lines.append(rest)
     return "\n".join(lines)
 
 
 def render_reply(result: TurnResult) -> str:
-    """What the user sees first: her reply (or the block / length message), the memory used and saved."""
+    """What the user sees first: her reply (or the block / length message), the memory used, and the memory
+    saved if that is already known (it is not yet when the reply ran alone: see ``render_after_reply``)."""
     lines = [f"오로라: {result.shown}"]
     if result.reply is not None and not result.blocked:
         if result.memory_used:
             lines.append(f"  (떠올린 기억: {result.memory_used})")
         if result.memory_saved:
-            lines.append(f"  (기억함: {result.memory_saved} — {result.memory_store_status})")
+            lines.append(_memory_saved_line(result))
     return "\n".join(lines)
 
 
-def render_expression(result: TurnResult) -> str:
-    """Her expression once it is known ("" before, or for a turn without a reply)."""
+def render_after_reply(result: TurnResult, reply_shown: str = "") -> str:
+    """What follows the reply once the turn is done: the memory saved (unless ``reply_shown``, what
+    ``render_reply`` printed, already has it) and her expression ("" for a turn without a reply)."""
     if result.reply is None or result.blocked or not result.expression:
         return ""
+    lines = []
+    if result.memory_saved and "(기억함:" not in reply_shown:
+        lines.append(_memory_saved_line(result))
     eyes, mouth, pose = result.expression
-    return f"  (표정: 눈 {eyes}, 입 {mouth}, 고개 돌림 {pose})"
+    return "\n".join(lines + [f"  (표정: 눈 {eyes}, 입 {mouth}, 고개 돌림 {pose})"])
+
+
+def print_turn(engine: "ChatEngine", text: str) -> TurnResult:
+    """One turn as the terminal and the panel show it: her reply the moment it is known, then the rest."""
+    printed = []
+
+    def on_reply(result: TurnResult) -> None:
+        printed.append(render_reply(result))
+        print(printed[-1], flush=True)
+
+    result = engine.turn(text, on_reply=on_reply)
+    if rest := render_after_reply(result, "".join(printed)):
+        print(rest, flush=True)
+    return result
+
+
+def _memory_saved_line(result: TurnResult) -> str:
+    return f"  (기억함: {result.memory_saved} — {result.memory_store_status})"
 
 
 def headless() -> bool:
@@ -392,10 +439,8 @@ def chat_panel(engine: ChatEngine):
         if text:
             with log:
                 print(f"나: {text}")
-                try:  # her reply first; the summary and her face follow while it is read
-                    result = engine.turn(text, on_reply=lambda shown: print(render_reply(shown)))
-                    if expression := render_expression(result):
-                        print(expression)
+                try:
+                    result = print_turn(engine, text)
                     if result.expression_scores:
                         show_face(result.expression_scores)
                 except OhloraError as error:
@@ -455,13 +500,11 @@ def main(argv: list[str] | None = None) -> None:
             if text == "/forget":
                 print(f"  {engine.forget()}개의 기억을 지웠어.")
                 continue
-            try:  # her reply first; the summary and her expression follow while it is read
-                result = engine.turn(text, on_reply=lambda shown: print(render_reply(shown), flush=True))
+            try:
+                result = print_turn(engine, text)
             except OhloraError as error:
                 print(f"  ({error})")
                 continue
-            if expression := render_expression(result):
-                print(expression)
             if result.blocked:
                 break
         engine.close()

@@ -42,7 +42,7 @@ from .errors import OhloraError
 from .models import load_causal_lm, load_tokenizer
 from .presets import get_preset
 from .profiles import ModelSource, Profile
-from .provenance import provenance, reusable, why_not_reused
+from .provenance import library_versions, provenance, reusable, why_not_reused
 from .storage import atomic_dir, atomic_write_text, write_manifest
 from .tasks import TASK_NAMES, TASKS, all_markers
 
@@ -466,7 +466,7 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
         "architecture": source.architecture, "data": str(FINE_TUNING_CSV.name),
         "data_sha256": data_fingerprint(), "train_rows": len(train), "valid_rows": len(valid),
         "config": asdict(config), "steps": trainer.state.global_step, "train_seconds": round(seconds, 1),
-        "versions": _versions(), "provenance": stamp,
+        "versions": library_versions(), "provenance": stamp,
     }
     with atomic_dir(out_dir) as staging:
         model.save_pretrained(staging)
@@ -509,12 +509,6 @@ def _stored_identity(work_dir: Path) -> dict | None:
 def _last_checkpoint(folder: Path) -> Path | None:
     checkpoints = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])) if folder.is_dir() else []
     return checkpoints[-1] if checkpoints else None
-
-
-def _versions() -> dict:
-    from importlib.metadata import version
-
-    return {name: version(name) for name in ("torch", "transformers", "peft", "trl")}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,10 @@ Usage::
     answers[0].text, answers[0].tries, answers[0].fell_back
 
 One base model per architecture holds all its task adapters side by side (PEFT named adapters) and
-switches per call — not one model copy per task, as the original did. Generation samples at the task's
+switches per call — not one model copy per task, as the original did. The one exception is the reply,
+which the user waits for: ``TaskModels.load(..., merged=("output_message",))`` also keeps a private copy of
+the base with the reply adapter merged into its weights (:class:`MergedTaskModel`), and a single reply row
+is decoded there by a short sampling loop instead of ``generate`` over the adapters. Generation samples at the task's
 temperature and stops at its end marker. An answer is retried (temperature +0.1 each time, at most five
 tries) when it is empty, never reached its end marker, contains another marker or ``http``, names the
 wrong weekday (replies), or is not a well-formed expression; after that the original's fallback is used:
@@ -32,6 +35,8 @@ from .tasks import TASK_NAMES, TASKS, all_markers
 from .timeinfo import wrong_weekday_mentions
 
 MAX_TRIES = 5               # the original's limit before falling back
+TOP_K = 50                  # transformers' default top-k for sampling: the merged loop samples the same way
+STOP_LOOKBACK = 24          # tokens decoded per step to look for the end marker
 RETRY_TEMPERATURE_STEP = 0.1
 GENERATION_BATCH = 16       # prompts generated together
 
@@ -44,7 +49,7 @@ class EndMarkerStop:
     every call for Gemma, about 2 s).
     """
 
-    def __init__(self, tokenizer, markers: str | list[str], prompt_length: int, lookback: int = 24):
+    def __init__(self, tokenizer, markers: str | list[str], prompt_length: int, lookback: int = STOP_LOOKBACK):
         self.tokenizer, self.markers, self.prompt_length, self.lookback = tokenizer, markers, prompt_length, lookback
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
@@ -68,6 +73,7 @@ class RowTemperature:
 class Generation:
     text: str       # the completion up to (not including) the end marker, stripped
     ended: bool     # whether the end marker was reached
+    tokens: int = 0  # tokens sampled for it (the decode-speed benchmark counts them)
 
 
 @dataclass
@@ -81,17 +87,92 @@ class Answer:
     problems: list[str] = field(default_factory=list)   # why each rejected try was rejected
 
 
+class MergedTaskModel:
+    """One task's adapter merged into a private copy of its base model, decoded one row at a time.
+
+    Why: a reply row through ``generate`` on the shared base pays, at every token, for the PEFT layers
+    (two extra small matmuls and their bookkeeping in each of 126 adapted linears) and for transformers'
+    generic sampling machinery over a full-size logits row. Here the merge is done once, in fp32 (so the
+    small LoRA delta is added before the weights are rounded to ``dtype``), and the loop is the plain
+    one: backbone step with a KV cache, output rows of the study vocabulary, temperature, the top 50,
+    one multinomial draw, and a stop check that decodes only the last few tokens. It samples from the same
+    distribution as ``generate`` with the same adapter (temperature, then transformers' default top-k of
+    50), not the same draws. Costs the memory of one more copy of the base (about 0.5 GB in bf16 for
+    gemma-3-270m). ``benchmarks/turn_latency.py`` measures the tokens per second of both paths.
+    """
+
+    def __init__(self, task: str, causal_lm, tokenizer):
+        from .vocabulary import RestrictedOutputLayer
+
+        self.task, self.model, self.tokenizer = task, causal_lm.eval(), tokenizer
+        head = causal_lm.get_output_embeddings()
+        self.output_weight = head.weight
+        self.output_bias = getattr(head, "bias", None)
+        self.token_ids = head.keep if isinstance(head, RestrictedOutputLayer) else None   # row → token id
+        self.softcap = getattr(causal_lm.config, "final_logit_softcapping", None)
+        eos = causal_lm.generation_config.eos_token_id
+        self.stop_ids = {int(i) for i in (eos if isinstance(eos, (list, tuple)) else [eos]) if i is not None}
+
+    @classmethod
+    def merge(cls, task: str, source, adapter: Path, dtype=None, restrict_vocabulary: bool = False,
+              device: str | None = None) -> "MergedTaskModel":
+        from peft import PeftModel
+
+        from .vocabulary import restrict_output_layer, study_token_ids
+
+        base, tokenizer = load_causal_lm(source)   # fp32 for the merge itself
+        try:
+            merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+        except Exception as cause:  # a damaged adapter file surfaces as any of several library errors
+            raise OhloraError(f"the {task} adapter in {adapter} could not be merged ({type(cause).__name__}: {cause})",
+                              fix="delete the folder and train it again (notebook 02, or make reproduce)") from None
+        merged.to(device=device or compute_device(), dtype=dtype or torch.float32)
+        if restrict_vocabulary:
+            restrict_output_layer(merged, study_token_ids(tokenizer))
+        return cls(task, merged, tokenizer)
+
+    def generate(self, prompt: str, temperature: float, seed: int | None = None,
+                 max_new_tokens: int | None = None) -> Generation:
+        """Sample one completion of ``prompt`` at ``temperature``, stopping at the task's end marker."""
+        from transformers import DynamicCache
+
+        marker = TASKS[self.task].end_marker
+        if seed is not None:
+            torch.manual_seed(seed)
+        step = self.tokenizer(prompt, return_tensors="pt")["input_ids"].to(self.model.device)
+        decoder, cache, tokens = self.model.get_decoder(), DynamicCache(config=self.model.config), []
+        with torch.inference_mode():
+            for _ in range(max_new_tokens or TASKS[self.task].max_new_tokens):
+                hidden = decoder(input_ids=step, past_key_values=cache, use_cache=True).last_hidden_state[:, -1]
+                logits = torch.nn.functional.linear(hidden, self.output_weight, self.output_bias).float()
+                if self.softcap:
+                    logits = torch.tanh(logits / self.softcap) * self.softcap
+                top = torch.topk(logits[0] / temperature, min(TOP_K, logits.shape[-1]))
+                row = top.indices[torch.multinomial(torch.softmax(top.values, -1), 1)]
+                token = int(self.token_ids[row] if self.token_ids is not None else row)
+                if token in self.stop_ids:
+                    break
+                tokens.append(token)
+                if marker in self.tokenizer.decode(tokens[-STOP_LOOKBACK:], skip_special_tokens=True):
+                    break
+                step = torch.tensor([[token]], device=step.device)
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        return Generation(text.split(marker)[0].strip(), marker in text, len(tokens))
+
+
 class TaskModels:
     """The profile's base models, each with the adapters of the tasks it serves."""
 
-    def __init__(self, profile: Profile, models: dict, tokenizers: dict):
+    def __init__(self, profile: Profile, models: dict, tokenizers: dict, merged: dict | None = None):
         self.profile, self.models, self.tokenizers = profile, models, tokenizers
+        self.merged: dict[str, MergedTaskModel] = merged or {}   # task → its merged copy (single rows go there)
 
     @classmethod
     def load(cls, profile: Profile, tasks=TASK_NAMES, adapters: dict[str, Path] | None = None, dtype=None,
-             restrict_vocabulary: bool = False):
+             restrict_vocabulary: bool = False, merged: tuple[str, ...] = ()):
         """Each base model once, with its tasks' adapters; ``dtype`` (default fp32) for the base weights;
-        ``restrict_vocabulary`` samples from the study's vocabulary only (``vocabulary.py``: faster)."""
+        ``restrict_vocabulary`` samples from the study's vocabulary only (``vocabulary.py``: faster);
+        ``merged`` names tasks that also get a :class:`MergedTaskModel` for their single-row answers."""
         from peft import PeftModel
 
         from .vocabulary import restrict_output_layer, study_token_ids
@@ -129,7 +210,13 @@ class TaskModels:
                 restrict_output_layer(model.get_base_model(), study_token_ids(tokenizer))
             for task in served:
                 models[task], tokenizers[task] = model, tokenizer
-        return cls(profile, models, tokenizers)
+        unknown = sorted(set(merged) - set(models))
+        if unknown:
+            raise OhloraError(f"cannot merge task(s) {', '.join(unknown)}: no adapter loaded for them",
+                              fix=f"loaded: {', '.join(models) or 'none'}")
+        copies = {task: MergedTaskModel.merge(task, profile.llm_for(task), adapters[task], dtype, restrict_vocabulary,
+                                              device) for task in merged}
+        return cls(profile, models, tokenizers, copies)
 
     @property
     def tasks(self) -> list[str]:
@@ -170,6 +257,9 @@ class TaskModels:
 
     def _generate_rows(self, rows, seed, max_new_tokens) -> list[Generation]:
         tasks = [task for task, _, _ in rows]
+        if len(rows) == 1 and tasks[0] in self.merged:   # one row of a merged task: the short loop
+            _, prompt, temperature = rows[0]
+            return [self.merged[tasks[0]].generate(prompt, temperature, seed, max_new_tokens)]
         model, tokenizer = self.models[tasks[0]], self.tokenizers[tasks[0]]
         markers = [TASKS[task].end_marker for task in tasks]
         encoded = tokenizer([prompt for _, prompt, _ in rows], return_tensors="pt", padding=True,
@@ -190,9 +280,11 @@ class TaskModels:
                 max_new_tokens=max_new_tokens or max(TASKS[task].max_new_tokens for task in tasks),
                 pad_token_id=tokenizer.pad_token_id, stopping_criteria=[EndMarkerStop(tokenizer, markers, length)],
             )
+        new_tokens = output[:, length:]
+        counts = (new_tokens != tokenizer.pad_token_id).sum(dim=1).tolist()   # rows that stopped early are padded
         generations = []
-        for marker, text in zip(markers, tokenizer.batch_decode(output[:, length:], skip_special_tokens=True)):
-            generations.append(Generation(text.split(marker)[0].strip(), marker in text))
+        for marker, text, count in zip(markers, tokenizer.batch_decode(new_tokens, skip_special_tokens=True), counts):
+            generations.append(Generation(text.split(marker)[0].strip(), marker in text, int(count)))
         return generations
 
 

@@ -45,10 +45,14 @@ def content_sha256(value) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def library_versions() -> dict[str, str]:
+    """The installed versions of the libraries whose version can change a trained result."""
+    return {name: version(name) for name in LIBRARIES}
+
+
 def provenance(inputs: dict, code: list[str]) -> dict:
     """The stamp of one training run: its inputs, the code version and library versions, and one hash of all."""
-    parts = {"inputs": inputs, "code_sha256": code_version(code),
-             "versions": {name: version(name) for name in LIBRARIES}}
+    parts = {"inputs": inputs, "code_sha256": code_version(code), "versions": library_versions()}
     return {"sha256": content_sha256(parts), **parts}
 
 

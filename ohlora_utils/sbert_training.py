@@ -125,11 +125,13 @@ def _pair_rows(pairs: pd.DataFrame) -> list:
 
 
 def _load_into(model, model_dir: Path) -> pd.DataFrame:
-    """Copy the saved weights into ``model`` (callers go on using the object they passed); the saved log."""
-    from sentence_transformers import SentenceTransformer
+    """Copy the saved weights into ``model`` (callers go on using the object they passed); the saved log.
 
-    saved = SentenceTransformer(str(model_dir), device="cpu")
-    model.load_state_dict(saved.state_dict())
+    Only the transformer (module 0, saved at the folder's root) has weights; pooling and normalising have none.
+    """
+    from safetensors.torch import load_file
+
+    model[0].auto_model.load_state_dict(load_file(model_dir / "model.safetensors"))
     return pd.read_csv(model_dir / TRAINING_LOG)
 
 

@@ -25,6 +25,7 @@ class ScriptedLLMs:
         self.batches: list[list[str]] = []
         self.script = {"output_message": "토요일 오후엔 산책 어때? 😊", "memory": "", "summary": "주말 계획 고민",
                        "eyes_mouth_pose": "(눈 크게, 입 보통, 고개 돌림 없음)", **(replies or {})}
+        self.merged = {}   # tasks with a merged copy (TaskModels.merged): the reply then runs alone
 
     def generate_mixed(self, requests, seed=None, max_new_tokens=None):
         self.calls += [(task, prompt) for task, prompt, _ in requests]
@@ -134,6 +135,42 @@ def test_unbatched_engine_runs_the_same_turn_one_task_at_a_time(engine):
     assert result.reply == "토요일 오후엔 산책 어때? 😊" and result.summary == "주말 계획 고민"
 
 
+def test_with_a_merged_reply_copy_the_reply_runs_alone_and_the_memory_joins_the_second_batch(engine, capsys):
+    from ohlora_utils.chat import print_turn
+
+    engine.llms.merged = {"output_message": object()}
+    engine.llms.script["memory"] = "[좋아하는 음식: 떡볶이]"
+    seen = []
+    result = engine.turn("나 떡볶이 진짜 좋아해", on_reply=lambda r: seen.append((r.shown, r.memory_saved)))
+    assert engine.llms.batches == [["output_message"], ["memory", "summary", "eyes_mouth_pose"]]
+    assert seen == [("토요일 오후엔 산책 어때? 😊", None)]                  # shown before the memory was extracted
+    assert result.memory_saved == "[좋아하는 음식: 떡볶이]" and engine.memory_store.items() == ["[좋아하는 음식: 떡볶이]"]
+    assert {"reply", "memory_summary_expression", "memory_store"} <= set(result.seconds)
+    engine.memory_store.clear()
+    print_turn(engine, "나 떡볶이 진짜 좋아해")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("오로라: ") and "(기억함: [좋아하는 음식: 떡볶이]" in lines[1] and "(표정:" in lines[2]
+
+
+def test_with_a_merged_reply_copy_a_block_still_stores_no_memory(engine):
+    engine.llms.merged = {"output_message": object()}
+    engine.llms.script.update({"output_message": "미안, 그건 부담스러워", "memory": "[오로라에 대한 감정: 좋아함]"})
+    engine.turn("로라야 나랑 사귀자")
+    engine.memory_store.clear()
+    blocked = engine.turn("진짜 사귀자 제발")
+    assert blocked.blocked and engine.memory_store.items() == []
+    assert engine.llms.batches[-1] == ["output_message"]   # nothing after a block
+
+
+def test_print_turn_shows_a_memory_saved_with_the_reply_only_once(engine, capsys):
+    from ohlora_utils.chat import print_turn
+
+    engine.llms.script["memory"] = "[좋아하는 음식: 떡볶이]"
+    print_turn(engine, "나 떡볶이 진짜 좋아해")
+    out = capsys.readouterr().out
+    assert out.count("(기억함:") == 1 and out.index("(기억함:") < out.index("(표정:")
+
+
 def test_a_block_does_not_store_the_turns_memory(engine):
     engine.llms.script.update({"output_message": "미안, 그건 부담스러워", "memory": "[오로라에 대한 감정: 좋아함]"})
     engine.turn("로라야 나랑 사귀자")
@@ -188,6 +225,24 @@ def test_an_error_after_the_reply_in_the_background_surfaces_at_wait(engine):
     with pytest.raises(RuntimeError, match="went away"):
         engine.wait()
     engine.wait()  # reported once
+
+
+def test_close_closes_both_databases_even_when_the_last_background_work_failed(engine):
+    import sqlite3
+
+    def broken(requests, seed=None, max_new_tokens=None):
+        if requests[0][0] == "summary":
+            raise RuntimeError("summary model went away")
+        return ScriptedLLMs.generate_mixed(engine.llms, requests, seed, max_new_tokens)
+
+    engine.llms.generate_mixed = broken
+    engine.turn("로라야 오늘 뭐 하지?", background=True)
+    with pytest.raises(RuntimeError, match="went away"):
+        engine.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        engine.memory_store.items()
+    with pytest.raises(sqlite3.ProgrammingError):
+        engine.sanction_log.rows()
 
 
 def test_block_and_length_messages_are_shown_through_on_reply_too(engine):

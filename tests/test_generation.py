@@ -6,8 +6,8 @@ import torch
 
 from ohlora_utils.errors import OhloraError
 from ohlora_utils.storage import write_manifest
-from ohlora_utils.generation import (EndMarkerStop, Generation, TaskModels, answer_batch, normalise,
-                                     rejection_reasons)
+from ohlora_utils.generation import (EndMarkerStop, Generation, MergedTaskModel, TaskModels, answer_batch,
+                                     normalise, rejection_reasons)
 from ohlora_utils.llm_metrics import LIST_START, character_f1, evaluate_tasks
 from ohlora_utils.tasks import TASK_NAMES, TASKS
 
@@ -192,3 +192,67 @@ def test_the_token_table_counts_each_tasks_prompt_on_its_base_model(tiny_profile
     table = prompt_token_table(tiny_profile, {"input_data": "안녕", "output_message": "반가워!", "summary": "인사",
                                               "memory": "", "eyes_mouth_pose": "(눈 보통, 입 보통, 고개 돌림 없음)"})
     assert sorted(table["task"]) == sorted(TASK_NAMES) and table["prompt tokens"].gt(0).all()
+
+
+@pytest.fixture(scope="module")
+def merged_llms(tiny_profile, tiny_adapters):
+    root, _ = tiny_adapters
+    return TaskModels.load(tiny_profile, adapters={task: root / task for task in TASK_NAMES},
+                           merged=("output_message",))
+
+
+def test_the_merged_copy_computes_what_the_adapter_on_the_shared_base_computes(merged_llms):
+    model, tokenizer = merged_llms.models["output_message"], merged_llms.tokenizers["output_message"]
+    ids = tokenizer(TASKS["output_message"].prompt({"input_data": "로라야 안녕"}), return_tensors="pt")
+    model.set_adapter("output_message")
+    with torch.inference_mode():
+        shared = model(**ids).logits
+        merged = merged_llms.merged["output_message"].model(**ids).logits
+    assert torch.allclose(shared, merged, atol=1e-4)
+    assert merged_llms.merged["output_message"].model is not model.get_base_model()   # a copy: the base is intact
+
+
+def test_the_merged_loop_is_seeded_counts_its_tokens_and_respects_the_budget(merged_llms):
+    copy = merged_llms.merged["output_message"]
+    prompt = TASKS["output_message"].prompt({"input_data": "오늘 뭐 먹지?"})
+    first, again = copy.generate(prompt, 0.6, seed=3), copy.generate(prompt, 0.6, seed=3)
+    assert first == again and 0 < first.tokens <= TASKS["output_message"].max_new_tokens
+    short = copy.generate(prompt, 0.6, seed=3, max_new_tokens=2)
+    assert short.tokens <= 2 and not short.ended   # the tiny model never reaches the marker in two tokens
+
+
+def test_at_a_tiny_temperature_the_merged_loop_picks_the_most_likely_token(merged_llms):
+    copy = merged_llms.merged["output_message"]
+    prompt = TASKS["output_message"].prompt({"input_data": "오늘 뭐 먹지?"})
+    with torch.inference_mode():
+        expected = int(copy.model(copy.tokenizer(prompt, return_tensors="pt")["input_ids"]).logits[0, -1].argmax())
+    generation = copy.generate(prompt, 1e-4, seed=0, max_new_tokens=1)
+    if expected in copy.stop_ids:
+        assert generation.tokens == 0
+    else:
+        assert generation.tokens == 1
+        assert generation.text == copy.tokenizer.decode([expected], skip_special_tokens=True).strip()
+
+
+def test_single_rows_of_a_merged_task_go_to_its_copy_and_batches_stay_on_the_shared_base(merged_llms, monkeypatch):
+    routed = []
+    original = MergedTaskModel.generate
+
+    def recording(self, prompt, temperature, seed=None, max_new_tokens=None):
+        routed.append(prompt)
+        return original(self, prompt, temperature, seed, max_new_tokens)
+
+    monkeypatch.setattr(MergedTaskModel, "generate", recording)
+    reply = TASKS["output_message"].prompt({"input_data": "안녕"})
+    memory = TASKS["memory"].prompt({"input_data": "안녕"})
+    merged_llms.generate_mixed([("output_message", reply, 0.6)], seed=0)
+    assert routed == [reply]
+    merged_llms.generate_mixed([("output_message", reply, 0.6), ("summary", reply, 0.6)], seed=0)
+    merged_llms.generate_mixed([("memory", memory, 0.6)], seed=0)
+    assert routed == [reply]
+
+
+def test_merging_a_task_without_an_adapter_is_a_clear_error(tiny_profile, tiny_adapters):
+    root, _ = tiny_adapters
+    with pytest.raises(OhloraError, match="cannot merge"):
+        TaskModels.load(tiny_profile, tasks=["memory"], adapters={"memory": root / "memory"}, merged=("output_message",))
