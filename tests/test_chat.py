@@ -213,13 +213,18 @@ def test_in_the_background_the_next_turn_waits_for_the_summary_it_needs(engine):
     assert second.expression == ("크게", "보통", "없음")
 
 
-def test_an_error_after_the_reply_in_the_background_surfaces_at_wait(engine):
+def break_the_summary_model(engine) -> None:
+    """From now on every batch holding a summary row fails (the work after the reply)."""
     def broken(requests, seed=None, max_new_tokens=None):
-        if requests[0][0] == "summary":
+        if "summary" in [task for task, _, _ in requests]:
             raise RuntimeError("summary model went away")
         return ScriptedLLMs.generate_mixed(engine.llms, requests, seed, max_new_tokens)
 
     engine.llms.generate_mixed = broken
+
+
+def test_an_error_after_the_reply_in_the_background_surfaces_at_wait(engine):
+    break_the_summary_model(engine)
     result = engine.turn("로라야 오늘 뭐 하지?", background=True)
     assert result.shown == "토요일 오후엔 산책 어때? 😊"
     with pytest.raises(RuntimeError, match="went away"):
@@ -230,12 +235,7 @@ def test_an_error_after_the_reply_in_the_background_surfaces_at_wait(engine):
 def test_close_closes_both_databases_even_when_the_last_background_work_failed(engine):
     import sqlite3
 
-    def broken(requests, seed=None, max_new_tokens=None):
-        if requests[0][0] == "summary":
-            raise RuntimeError("summary model went away")
-        return ScriptedLLMs.generate_mixed(engine.llms, requests, seed, max_new_tokens)
-
-    engine.llms.generate_mixed = broken
+    break_the_summary_model(engine)
     engine.turn("로라야 오늘 뭐 하지?", background=True)
     with pytest.raises(RuntimeError, match="went away"):
         engine.close()
