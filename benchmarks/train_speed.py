@@ -11,8 +11,11 @@ speed-up in tokens per second against the first variant. The cumulative variants
 - ``fp32``: the trainer as it was before the speed levers — completion-positions loss, fp32 weights.
 - ``bf16_weights``: + frozen base weights stored in bf16 (LoRA weights and AdamW stay fp32).
 - ``study_vocabulary``: + the training loss over the study vocabulary's rows of the output layer.
-- ``length_groups``: + batches of rows of similar length (the default preset: all three levers).
-- ``no_dropout``: + LoRA dropout 0 instead of the original's 0.05 (measured only: not adopted).
+- ``length_groups``: + batches of rows of similar length.
+- ``cheap_dropout``: + LoRA dropout masks from cheaper random draws.
+- ``bf16_autocast``: + bf16 autocast for the LoRA matmuls (all levers: the default preset).
+- ``no_dropout``: the levers up to ``length_groups`` with LoRA dropout 0 instead of the original's 0.05
+  (measured only: not adopted).
 
 And two references for plain TRL: ``stock`` (SFTTrainer defaults, gradient checkpointing on, TRL's own
 loss, fp32) and ``stock_no_gc`` (the same without gradient checkpointing); pass them with ``--variants``.
@@ -24,20 +27,16 @@ import json
 import multiprocessing as mp
 import resource
 import time
+from dataclasses import replace
 
-LEVERS = {   # variant → the LoraTrainConfig overrides it runs with
-    "fp32": dict(bf16_base_weights=False, study_vocabulary_loss=False, group_by_length=False),
-    "bf16_weights": dict(bf16_base_weights=True, study_vocabulary_loss=False, group_by_length=False),
-    "study_vocabulary": dict(bf16_base_weights=True, study_vocabulary_loss=True, group_by_length=False),
-    "length_groups": dict(bf16_base_weights=True, study_vocabulary_loss=True, group_by_length=True),
-    "cheap_dropout": dict(bf16_base_weights=True, study_vocabulary_loss=True, group_by_length=True,
-                          cheap_dropout_masks=True),
-    "bf16_autocast": dict(bf16_base_weights=True, study_vocabulary_loss=True, group_by_length=True,
-                          cheap_dropout_masks=True, bf16_autocast=True),
-    "no_dropout": dict(bf16_base_weights=True, study_vocabulary_loss=True, group_by_length=True, lora_dropout=0.0),
-}
-OFF = dict(bf16_base_weights=False, study_vocabulary_loss=False, group_by_length=False, cheap_dropout_masks=False,
-           bf16_autocast=False)   # every lever off: a variant switches on its own
+# (variant, the LoraTrainConfig switch it turns on): each variant keeps every switch before it on
+CUMULATIVE = [("fp32", None), ("bf16_weights", "bf16_base_weights"), ("study_vocabulary", "study_vocabulary_loss"),
+              ("length_groups", "group_by_length"), ("cheap_dropout", "cheap_dropout_masks"),
+              ("bf16_autocast", "bf16_autocast")]
+SWITCHES = [switch for _, switch in CUMULATIVE if switch]
+LEVERS = {variant: {switch: switch in SWITCHES[:index] for switch in SWITCHES}   # variant → config overrides
+          for index, (variant, _) in enumerate(CUMULATIVE)}
+LEVERS["no_dropout"] = {**LEVERS["length_groups"], "lora_dropout": 0.0}
 STOCK = {"stock": True, "stock_no_gc": False}   # variant → gradient checkpointing
 
 
@@ -50,8 +49,8 @@ def run_variant(variant: str, profile_name: str, task: str, steps: int, batch_si
 
     from ohlora_utils.data import load_fine_tuning
     from ohlora_utils.devices import trainer_device_args
-    from ohlora_utils.finetune import (TARGET_MODULES, EpochBlockSampler, _trainer_class, base_weights_dtype,
-                                       epoch_rows, task_config, use_cheap_dropout)
+    from ohlora_utils.finetune import (TARGET_MODULES, _trainer_class, base_weights_dtype, epoch_rows,
+                                       epoch_sampler, task_config, use_cheap_dropout)
     from ohlora_utils.models import load_causal_lm
     from ohlora_utils.profiles import get_profile
     from ohlora_utils.vocabulary import study_token_ids
@@ -60,7 +59,7 @@ def run_variant(variant: str, profile_name: str, task: str, steps: int, batch_si
     torch.manual_seed(0)
     profile = get_profile(profile_name)
     source = profile.llm_for(task)
-    config = task_config(task, "default", **{**OFF, **LEVERS.get(variant, {})})
+    config = task_config(task, "default", **LEVERS.get(variant, LEVERS["fp32"]))
     model, tokenizer = load_causal_lm(source, dtype=base_weights_dtype(config))
     model = get_peft_model(model, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                                              lora_dropout=config.lora_dropout, init_lora_weights="gaussian",
@@ -87,16 +86,21 @@ def run_variant(variant: str, profile_name: str, task: str, steps: int, batch_si
                   learning_rate=config.learning_rate, logging_steps=1, save_strategy="no", report_to=[],
                   **trainer_device_args(cpu_bf16=config.bf16_autocast), completion_only_loss=True, disable_tqdm=True, seed=0,
                   max_length=config.max_length, dataloader_num_workers=0)
-    lengths = [len(r["prompt"]) + len(r["completion"]) for r in rows] if config.group_by_length else None
-    sampler = EpochBlockSampler(len(rows) // config.epochs, config.epochs, 0, lengths, batch_size)
+    sampler = epoch_sampler(rows, replace(config, batch_size=batch_size), seed=0)
+
+    class Counting:
+        """Counts the non-padding and the padded positions of every batch the loss sees."""
+
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            mask = inputs["attention_mask"]
+            tokens.append(int(mask.sum()))
+            padded.append(mask.numel() - int(mask.sum()))
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
     if variant in STOCK:
-        class SameOrderSFTTrainer(SFTTrainer):
+        class SameOrderSFTTrainer(Counting, SFTTrainer):
             def _get_train_sampler(self, *args, **kwargs):
                 return sampler
-
-            def compute_loss(self, model, inputs, *args, **kwargs):
-                count(inputs)
-                return super().compute_loss(model, inputs, *args, **kwargs)
 
         trainer = SameOrderSFTTrainer(model=model, args=SFTConfig(activation_checkpointing=STOCK[variant], **common),
                                       processing_class=tokenizer, train_dataset=Dataset.from_list(rows),
@@ -104,20 +108,13 @@ def run_variant(variant: str, profile_name: str, task: str, steps: int, batch_si
     else:
         trainer_class, _ = _trainer_class()
 
-        class CountingTrainer(trainer_class):
-            def compute_loss(self, model, inputs, *args, **kwargs):
-                count(inputs)
-                return super().compute_loss(model, inputs, *args, **kwargs)
+        class CountingTrainer(Counting, trainer_class):
+            pass
 
         vocabulary = study_token_ids(tokenizer) if config.study_vocabulary_loss else None
         trainer = CountingTrainer(model=model, args=SFTConfig(activation_checkpointing=False, **common),
                                   processing_class=tokenizer, train_dataset=Dataset.from_list(rows),
                                   epoch_sampler=sampler, loss_vocabulary=vocabulary, callbacks=[Clock()])
-
-    def count(inputs):
-        mask = inputs["attention_mask"]
-        tokens.append(int(mask.sum()))
-        padded.append(mask.numel() - int(mask.sum()))
 
     trainer.train()
     timed = sum(times[2:])

@@ -357,7 +357,7 @@ def render(result: TurnResult, verbose: bool = False) -> str:
                    ("summary", result.summary), ("tries", result.tries)]
         lines += [f"{label:12s}: {value}" for label, value in details if value]
     lines.append(render_reply(result))
-    if rest := render_after_reply(result, lines[-1]):
+    if rest := render_after_reply(result, memory_shown=True):
         lines.append(rest)
     return "\n".join(lines)
 
@@ -374,13 +374,13 @@ def render_reply(result: TurnResult) -> str:
     return "\n".join(lines)
 
 
-def render_after_reply(result: TurnResult, reply_shown: str = "") -> str:
-    """What follows the reply once the turn is done: the memory saved (unless ``reply_shown``, what
-    ``render_reply`` printed, already has it) and her expression ("" for a turn without a reply)."""
+def render_after_reply(result: TurnResult, memory_shown: bool) -> str:
+    """What follows the reply once the turn is done: the memory saved (unless ``render_reply`` already
+    showed it: ``memory_shown``) and her expression ("" for a turn without a reply)."""
     if result.reply is None or result.blocked or not result.expression:
         return ""
     lines = []
-    if result.memory_saved and "(기억함:" not in reply_shown:
+    if result.memory_saved and not memory_shown:
         lines.append(_memory_saved_line(result))
     eyes, mouth, pose = result.expression
     return "\n".join(lines + [f"  (표정: 눈 {eyes}, 입 {mouth}, 고개 돌림 {pose})"])
@@ -388,14 +388,15 @@ def render_after_reply(result: TurnResult, reply_shown: str = "") -> str:
 
 def print_turn(engine: "ChatEngine", text: str) -> TurnResult:
     """One turn as the terminal and the panel show it: her reply the moment it is known, then the rest."""
-    printed = []
+    memory_shown = False
 
     def on_reply(result: TurnResult) -> None:
-        printed.append(render_reply(result))
-        print(printed[-1], flush=True)
+        nonlocal memory_shown
+        memory_shown = bool(result.memory_saved)   # saved before the reply only when it was extracted with it
+        print(render_reply(result), flush=True)
 
     result = engine.turn(text, on_reply=on_reply)
-    if rest := render_after_reply(result, "".join(printed)):
+    if rest := render_after_reply(result, memory_shown):
         print(rest, flush=True)
     return result
 

@@ -231,6 +231,12 @@ class EpochBlockSampler(torch.utils.data.Sampler):
             yield from order
 
 
+def epoch_sampler(rows: list[dict], config: LoraTrainConfig, seed: int) -> EpochBlockSampler:
+    """The sampler over ``epoch_rows(…, config)``: its epoch blocks, grouped by length when the config asks."""
+    lengths = [len(r["prompt"]) + len(r["completion"]) for r in rows] if config.group_by_length else None
+    return EpochBlockSampler(len(rows) // config.epochs, config.epochs, seed, lengths, config.batch_size)
+
+
 def check_tokenizer_spells_markers(tokenizer, source: ModelSource) -> None:
     """Every marker must survive encode → decode: a tokenizer that maps pieces to <unk> cannot learn to stop."""
     broken = [m for m in all_markers()
@@ -392,8 +398,8 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
         from .vocabulary import study_token_ids   # depends on all the study's data, so it joins the identity
 
         loss_vocabulary = study_token_ids(load_tokenizer(source))
-    identity = run_identity(task, source.key, config, rows, task_rows(task, valid), loss_vocabulary)
-    identity["base_weights_dtype"] = str(base_weights_dtype(config)).removeprefix("torch.")
+    dtype = base_weights_dtype(config)
+    identity = run_identity(task, source.key, config, rows, task_rows(task, valid), loss_vocabulary, dtype)
     stamp = provenance({"profile": profile.name, "base_hub_id": source.hub_id, **identity}, TRAINING_CODE)
     if reusable(out_dir, ADAPTER_META, stamp):
         meta = json.loads((out_dir / ADAPTER_META).read_text(encoding="utf-8"))
@@ -411,7 +417,7 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
     atomic_write_text(work_dir / RUN_IDENTITY, json.dumps(identity, ensure_ascii=False, indent=2))
 
     torch.manual_seed(config.seed)
-    model, tokenizer = load_causal_lm(source, dtype=getattr(torch, identity["base_weights_dtype"]))
+    model, tokenizer = load_causal_lm(source, dtype=dtype)
     check_tokenizer_spells_markers(tokenizer, source)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -443,9 +449,7 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
     trainer = trainer_class(
         model=model, args=args, processing_class=tokenizer,
         train_dataset=Dataset.from_list(rows), eval_dataset=Dataset.from_list(task_rows(task, valid)),
-        epoch_sampler=EpochBlockSampler(rows_per_epoch, config.epochs, config.seed, batch_size=config.batch_size,
-                                        lengths=[len(r["prompt"]) + len(r["completion"]) for r in rows]
-                                        if config.group_by_length else None),
+        epoch_sampler=epoch_sampler(rows, config, config.seed),
         completion_positions_only=config.completion_positions_only, loss_vocabulary=loss_vocabulary,
         callbacks=[logger],
     )
@@ -489,11 +493,13 @@ def base_weights_dtype(config: LoraTrainConfig, device: str | None = None) -> to
 
 
 def run_identity(task: str, base_model: str, config: LoraTrainConfig, train_rows: list[dict],
-                 valid_rows: list[dict], loss_vocabulary: torch.LongTensor | None = None) -> dict:
+                 valid_rows: list[dict], loss_vocabulary: torch.LongTensor | None = None,
+                 base_dtype: torch.dtype = torch.float32) -> dict:
     """What a checkpoint belongs to: only a run with the same identity may resume from it."""
     rows = json.dumps([train_rows, valid_rows], ensure_ascii=False, sort_keys=True).encode("utf-8")
     identity = {"task": task, "base_model": base_model, "config": asdict(config),
-                "rows_sha256": hashlib.sha256(rows).hexdigest()}
+                "rows_sha256": hashlib.sha256(rows).hexdigest(),
+                "base_weights_dtype": str(base_dtype).removeprefix("torch.")}
     if loss_vocabulary is not None:
         identity["loss_vocabulary_sha256"] = hashlib.sha256(loss_vocabulary.numpy().tobytes()).hexdigest()
     return identity

@@ -114,11 +114,12 @@ class MergedTaskModel:
         self.stop_ids = {int(i) for i in (eos if isinstance(eos, (list, tuple)) else [eos]) if i is not None}
 
     @classmethod
-    def merge(cls, task: str, source, adapter: Path, dtype=None, restrict_vocabulary: bool = False,
+    def merge(cls, task: str, source, adapter: Path, dtype=None, vocabulary: torch.LongTensor | None = None,
               device: str | None = None) -> "MergedTaskModel":
+        """``vocabulary``: token ids to keep in the output layer (``vocabulary.study_token_ids``), or all."""
         from peft import PeftModel
 
-        from .vocabulary import restrict_output_layer, study_token_ids
+        from .vocabulary import restrict_output_layer
 
         base, tokenizer = load_causal_lm(source)   # fp32 for the merge itself
         try:
@@ -127,8 +128,8 @@ class MergedTaskModel:
             raise OhloraError(f"the {task} adapter in {adapter} could not be merged ({type(cause).__name__}: {cause})",
                               fix="delete the folder and train it again (notebook 02, or make reproduce)") from None
         merged.to(device=device or compute_device(), dtype=dtype or torch.float32)
-        if restrict_vocabulary:
-            restrict_output_layer(merged, study_token_ids(tokenizer))
+        if vocabulary is not None:
+            restrict_output_layer(merged, vocabulary)
         return cls(task, merged, tokenizer)
 
     def generate(self, prompt: str, temperature: float, seed: int | None = None,
@@ -179,7 +180,7 @@ class TaskModels:
 
         adapters = adapters or {task: adapter_dir(profile, task) for task in tasks}
         device = compute_device()
-        models, tokenizers = {}, {}
+        models, tokenizers, vocabularies = {}, {}, {}
         for source in profile.llm_sources():
             served = [task for task in profile.tasks_of(source) if task in adapters]
             if not served:
@@ -206,15 +207,16 @@ class TaskModels:
                                       f"({type(cause).__name__}: {cause})",
                                       fix="delete the folder and train it again (notebook 02, or make reproduce)") from None
             model.eval().to(device)
-            if restrict_vocabulary:
-                restrict_output_layer(model.get_base_model(), study_token_ids(tokenizer))
+            vocabulary = study_token_ids(tokenizer) if restrict_vocabulary else None
+            if vocabulary is not None:
+                restrict_output_layer(model.get_base_model(), vocabulary)
             for task in served:
-                models[task], tokenizers[task] = model, tokenizer
+                models[task], tokenizers[task], vocabularies[task] = model, tokenizer, vocabulary
         unknown = sorted(set(merged) - set(models))
         if unknown:
             raise OhloraError(f"cannot merge task(s) {', '.join(unknown)}: no adapter loaded for them",
                               fix=f"loaded: {', '.join(models) or 'none'}")
-        copies = {task: MergedTaskModel.merge(task, profile.llm_for(task), adapters[task], dtype, restrict_vocabulary,
+        copies = {task: MergedTaskModel.merge(task, profile.llm_for(task), adapters[task], dtype, vocabularies[task],
                                               device) for task in merged}
         return cls(profile, models, tokenizers, copies)
 
