@@ -12,9 +12,11 @@ at a time, so each one's share of the gain shows:
 3. ``+ study vocabulary``: the output layer restricted to the study's vocabulary (``vocabulary.py``);
 4. ``+ bf16 weights``: the base weights in bfloat16 as well;
 5. ``+ merged reply``: the reply decoded alone on its own merged copy of the base (``MergedTaskModel``), the
-   memory extraction moved after it, beside the summary and the expression (the chat's default).
+   memory extraction moved after it, beside the summary and the expression;
+6. ``+ int8 reply``: that merged copy's backbone weights as weight-only int8 (``Int8Linear``; the chat's
+   default on a CPU).
 
-Decode speed: for variants 4 and 5, each scripted message is also answered once more as a single reply
+Decode speed: for variants 4 to 6, each scripted message is also answered once more as a single reply
 row (the same seeds), and the tokens sampled per second of generation are reported: the shared base with
 PEFT adapters through ``generate`` against the merged copy's own loop.
 
@@ -82,12 +84,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     profile = get_profile(args.profile)
-    variants = [  # name, batched, restrict_vocabulary, dtype, merged reply
-        ("one after another", False, False, torch.float32, False),
-        ("batched", True, False, torch.float32, False),
-        ("+ study vocabulary", True, True, torch.float32, False),
-        ("+ bf16 weights", True, True, torch.bfloat16, False),
-        ("+ merged reply", True, True, torch.bfloat16, True),
+    variants = [  # name, batched, restrict_vocabulary, dtype, merged reply ("", "bf16" or "int8")
+        ("one after another", False, False, torch.float32, ""),
+        ("batched", True, False, torch.float32, ""),
+        ("+ study vocabulary", True, True, torch.float32, ""),
+        ("+ bf16 weights", True, True, torch.bfloat16, ""),
+        ("+ merged reply", True, True, torch.bfloat16, "bf16"),
+        ("+ int8 reply", True, True, torch.bfloat16, "int8"),
     ]
     retriever, classifier = load_retriever(artifacts_dir() / MEMORY_DIR), load_classifier(artifacts_dir() / ETHICS_DIR)
     start = datetime(2026, 11, 21, 14, 0, tzinfo=timezone(timedelta(hours=9)))
@@ -95,7 +98,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for variant, batched, restrict_vocabulary, dtype, merged in variants:
             llms = TaskModels.load(profile, dtype=dtype, restrict_vocabulary=restrict_vocabulary,
-                                   merged=("output_message",) if merged else ())
+                                   merged=("output_message",) if merged else (), merged_int8=merged == "int8")
             latencies, to_reply = [], []
             for round_ in range(args.rounds):
                 clock = lambda: start  # noqa: E731 — a fixed clock: every variant sees the same time
@@ -127,7 +130,8 @@ def main() -> None:
               f"{percentile(replies[variant], .5):7.2f} {percentile(replies[variant], .95):7.2f}")
     print(f"\ndecode speed, one reply row per scripted message × {args.rounds} round(s):")
     for variant, (tokens, seconds) in decode.items():
-        path = "merged copy, own loop" if "merged" in variant else "shared base + adapters, generate"
+        path = {"+ merged reply": "merged copy, own loop", "+ int8 reply": "int8 merged copy, own loop"}.get(
+            variant, "shared base + adapters, generate")
         print(f"  {variant:20s} {tokens / seconds:6.1f} tokens/s ({tokens} tokens in {seconds:.1f} s; {path})")
     chat = variants[-1][0]
     print(f"\nreply first ({chat}, the chat's default): her reply after {percentile(replies[chat], .5):.2f} s (p50) "

@@ -39,6 +39,8 @@ TOP_K = 50                  # transformers' default top-k for sampling: the merg
 STOP_LOOKBACK = 24          # tokens decoded per step to look for the end marker
 RETRY_TEMPERATURE_STEP = 0.1
 GENERATION_BATCH = 16       # prompts generated together
+# the torch operator behind weight-only int8 linears (a CPU kernel in the pinned torch); without it, no int8
+INT8_MATMUL = getattr(torch, "_weight_int8pack_mm", None)
 
 
 class EndMarkerStop:
@@ -87,6 +89,46 @@ class Answer:
     problems: list[str] = field(default_factory=list)   # why each rejected try was rejected
 
 
+class Int8Linear(torch.nn.Module):
+    """A frozen linear layer held as int8 weights with one scale per output row (weight-only quantisation).
+
+    Why: decoding one row reads every weight once per token, and on this CPU that read, not arithmetic,
+    bounds the step; int8 halves the bytes of bf16. Activations and outputs stay in the model's dtype.
+    Built from the fp32 weights, so each weight is rounded once.
+    """
+
+    def __init__(self, linear: torch.nn.Linear):
+        super().__init__()
+        weight = linear.weight.detach().float()
+        scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.register_buffer("weight_int8", torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8))
+        self.register_buffer("scale", scale)
+        self.bias = None if linear.bias is None else torch.nn.Parameter(linear.bias.detach(), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, self.in_features).contiguous()
+        out = INT8_MATMUL(flat, self.weight_int8, self.scale.to(x.dtype))
+        if self.bias is not None:
+            out = out + self.bias.to(out.dtype)
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+
+def quantise_linears_int8(module: torch.nn.Module) -> int:
+    """Replace every ``nn.Linear`` inside ``module`` by an :class:`Int8Linear`; returns how many."""
+    if INT8_MATMUL is None:
+        raise OhloraError("this torch has no weight-only int8 matmul (torch._weight_int8pack_mm)",
+                          fix="load the merged copy without int8 (weights='bf16') or install the pinned torch")
+    swapped = 0
+    for name, child in list(module.named_children()):
+        if isinstance(child, torch.nn.Linear):
+            setattr(module, name, Int8Linear(child))
+            swapped += 1
+        else:
+            swapped += quantise_linears_int8(child)
+    return swapped
+
+
 class MergedTaskModel:
     """One task's adapter merged into a private copy of its base model, decoded one row at a time.
 
@@ -115,8 +157,9 @@ class MergedTaskModel:
 
     @classmethod
     def merge(cls, task: str, source, adapter: Path, dtype=None, vocabulary: torch.LongTensor | None = None,
-              device: str | None = None) -> "MergedTaskModel":
-        """``vocabulary``: token ids to keep in the output layer (``vocabulary.study_token_ids``), or all."""
+              device: str | None = None, int8: bool = False) -> "MergedTaskModel":
+        """``vocabulary``: token ids to keep in the output layer (``vocabulary.study_token_ids``), or all;
+        ``int8``: the backbone's linear layers as weight-only int8 (:class:`Int8Linear`), the rest in ``dtype``."""
         from peft import PeftModel
 
         from .vocabulary import restrict_output_layer
@@ -127,6 +170,8 @@ class MergedTaskModel:
         except Exception as cause:  # a damaged adapter file surfaces as any of several library errors
             raise OhloraError(f"the {task} adapter in {adapter} could not be merged ({type(cause).__name__}: {cause})",
                               fix="delete the folder and train it again (notebook 02, or make reproduce)") from None
+        if int8:
+            quantise_linears_int8(merged.get_decoder())
         merged.to(device=device or compute_device(), dtype=dtype or torch.float32)
         if vocabulary is not None:
             restrict_output_layer(merged, vocabulary)
@@ -170,10 +215,13 @@ class TaskModels:
 
     @classmethod
     def load(cls, profile: Profile, tasks=TASK_NAMES, adapters: dict[str, Path] | None = None, dtype=None,
-             restrict_vocabulary: bool = False, merged: tuple[str, ...] = ()):
+             restrict_vocabulary: bool = False, merged: tuple[str, ...] = (), merged_int8: bool = False):
         """Each base model once, with its tasks' adapters; ``dtype`` (default fp32) for the base weights;
         ``restrict_vocabulary`` samples from the study's vocabulary only (``vocabulary.py``: faster);
-        ``merged`` names tasks that also get a :class:`MergedTaskModel` for their single-row answers."""
+        ``merged`` names tasks that also get a :class:`MergedTaskModel` for their single-row answers;
+        ``merged_int8`` holds the merged copies' backbone weights as weight-only int8 (:class:`Int8Linear`):
+        one row decodes faster (half the bytes of bf16 per token). Not the shared base: its batches spend
+        their time in PEFT's per-adapter work, and measured, int8 made them slower."""
         from peft import PeftModel
 
         from .vocabulary import restrict_output_layer, study_token_ids
@@ -217,7 +265,7 @@ class TaskModels:
             raise OhloraError(f"cannot merge task(s) {', '.join(unknown)}: no adapter loaded for them",
                               fix=f"loaded: {', '.join(models) or 'none'}")
         copies = {task: MergedTaskModel.merge(task, profile.llm_for(task), adapters[task], dtype, vocabularies[task],
-                                              device) for task in merged}
+                                              device, int8=merged_int8) for task in merged}
         return cls(profile, models, tokenizers, copies)
 
     @property
@@ -256,6 +304,47 @@ class TaskModels:
                                                                         max_new_tokens)):
                     results[index] = generation
         return results
+
+    def completion_log_likelihood(self, task: str, prompts: list[str], completions: list[str],
+                                  batch_size: int = 8) -> list[float]:
+        """Mean log-probability per token of each completion after its prompt, under ``task``'s adapter and
+        the output layer the chat samples from: the score of response selection (llm_metrics) and of
+        reranking candidates. ``completions`` are task completions as trained (``TaskSpec.completion``)."""
+        if task not in self.models:
+            raise OhloraError(f"no adapter loaded for task {task!r}", fix=f"loaded: {', '.join(self.models) or 'none'}")
+        if len(prompts) != len(completions):
+            raise OhloraError(f"{len(prompts)} prompts but {len(completions)} completions",
+                              fix="pass one completion per prompt")
+        model, tokenizer = self.models[task], self.tokenizers[task]
+        model.set_adapter(task)
+        causal_lm = model.get_base_model()
+        decoder, head = causal_lm.get_decoder(), causal_lm.get_output_embeddings()
+        softcap = getattr(causal_lm.config, "final_logit_softcapping", None)
+        scores = []
+        for start in range(0, len(prompts), batch_size):
+            pairs = [(tokenizer(p)["input_ids"], tokenizer(c, add_special_tokens=False)["input_ids"])
+                     for p, c in zip(prompts[start:start + batch_size], completions[start:start + batch_size])]
+            width = max(len(p) + len(c) for p, c in pairs)
+            ids = torch.full((len(pairs), width), tokenizer.pad_token_id)
+            mask, labels = torch.zeros_like(ids), torch.full_like(ids, -100)
+            for row, (p, c) in enumerate(pairs):   # right padding: positions start at 0 in every row
+                ids[row, :len(p) + len(c)] = torch.tensor(p + c)
+                mask[row, :len(p) + len(c)] = 1
+                labels[row, len(p):len(p) + len(c)] = torch.tensor(c)
+            with torch.inference_mode():
+                hidden = decoder(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                                 use_cache=False).last_hidden_state
+                targets = labels[:, 1:].to(model.device)
+                keep = targets != -100
+                logits = head(hidden[:, :-1][keep]).float()
+                if softcap:
+                    logits = torch.tanh(logits / softcap) * softcap
+                token_scores = logits.log_softmax(-1).gather(-1, targets[keep][:, None]).squeeze(-1)
+                row_of = keep.nonzero()[:, 0]
+                sums = torch.zeros(len(pairs), device=token_scores.device).index_add_(0, row_of, token_scores)
+                counts = keep.sum(dim=1).clamp(min=1)
+            scores += (sums / counts).tolist()
+        return scores
 
     def _generate_rows(self, rows, seed, max_new_tokens) -> list[Generation]:
         tasks = [task for task, _, _ in rows]

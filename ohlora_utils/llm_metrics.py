@@ -4,11 +4,17 @@ Usage: ``rows, table = evaluate_tasks(llms, valid, train, seed=0)`` → per-answ
 
 Per task: tries and seconds per answer, fallback rate. Then
 - output_message: share starting with a digit or list marker (the original's main defect), wrong-weekday
-  rate (rows with time info), share repeating a training reply word for word, mean length;
+  rate (rows with time info), share repeating a training reply word for word, mean length, and how often it
+  refuses (미안/부담) where the gold reply refuses (love, politics) and where it does not (look-alikes, the rest);
 - summary: non-empty rate, character overlap with the gold summary (F1 over characters, spaces ignored);
-- memory: format-valid rate (no memory, or exactly one ``[key: value]``) and exact match with the gold
-  memory, "no memory" included;
-- eyes_mouth_pose: parse rate of the first try (original 323/360 = 89.7 %) and per-part label accuracy.
+- memory: format-valid rate (no memory, or exactly one ``[key: value]``), exact match with the gold
+  memory ("no memory" included), and extraction as retrieval: precision (a saved memory was due), recall (a
+  due memory was saved), key accuracy and value overlap where both hold one;
+- eyes_mouth_pose: parse rate of the first try (original 323/360 = 89.7 %), per-part label accuracy, and
+  the accuracy of always answering the train split's most frequent label (the baseline to beat).
+
+``response_selection`` ranks each valid row's gold reply against other valid rows' replies by the reply
+adapter's likelihood: a sampling-free measure of whether the adapter prefers the right answer.
 """
 from __future__ import annotations
 
@@ -17,12 +23,16 @@ from collections import Counter
 
 import pandas as pd
 
-from .formats import MEMORY_ITEM, parse_expression, split_context
+from .data import is_refusal
+from .formats import MEMORY_ITEM, parse_expression, parse_memory_item, split_context
 from .generation import TaskModels, answer_batch
 from .tasks import TASKS
 from .timeinfo import wrong_weekday_mentions
 
-EVAL_ROWS = {"quick": 4, "default": None, "paper": None}  # valid rows scored per preset (None: all)
+# valid rows scored per preset (None: all); 128 keeps notebook 02's evaluation within make reproduce's budget
+EVAL_ROWS = {"quick": 4, "default": 128, "paper": None}
+EVAL_SAMPLE_SEED = 0       # which valid rows a limited evaluation scores (a fixed sample over the whole split)
+SELECTION_CANDIDATES = 10  # response selection: the gold reply and 9 other valid replies
 METRICS_CSV, ANSWERS_CSV = "valid_metrics.csv", "valid_answers.csv"
 LIST_START = re.compile(r"^\s*(\d|[-*•·]|[①-⑳])")   # "1.", "- ", "* ", "•": the original's defect
 
@@ -44,9 +54,13 @@ def rate(flags) -> float:
 
 
 def evaluation_rows(frame: pd.DataFrame, preset: str, limit: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(valid rows to score, train rows)``: the first ``limit`` valid rows (0: the preset's number, else all)."""
+    """``(valid rows to score, train rows)``: ``limit`` valid rows (0: the preset's number, else all), a fixed
+    sample spread over the whole split, in file order."""
     valid = frame[frame["data_type"] == "valid"]
-    return valid.head(limit or EVAL_ROWS.get(preset) or len(valid)), frame[frame["data_type"] == "train"]
+    count = min(limit or EVAL_ROWS.get(preset) or len(valid), len(valid))
+    if count < len(valid):
+        valid = valid.sample(count, random_state=EVAL_SAMPLE_SEED).sort_index()
+    return valid, frame[frame["data_type"] == "train"]
 
 
 def prompt_token_table(profile, row: dict) -> pd.DataFrame:
@@ -73,7 +87,6 @@ def task_inputs(task: str, frame: pd.DataFrame) -> list[str]:
 def evaluate_tasks(llms: TaskModels, valid: pd.DataFrame, train: pd.DataFrame, seed: int = 0,
                    tasks=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Generate every task's guarded answer for every valid row; return (per-answer rows, metric table)."""
-    train_replies = set(train["output_message"].str.strip())
     weekdays = [(parts.time_info.split()[1] if parts.time_info else None)
                 for parts in map(split_context, valid["input_data"])]
     rows, table = [], []
@@ -90,19 +103,24 @@ def evaluate_tasks(llms: TaskModels, valid: pd.DataFrame, train: pd.DataFrame, s
         frame = pd.DataFrame(task_rows)
         metrics = {"task": task, "answers": len(frame), "tries_per_answer": frame["tries"].mean(),
                    "seconds_per_answer": frame["seconds"].mean(), "fallback_rate": frame["fell_back"].mean()}
-        metrics.update(METRICS[task](frame, train_replies))
+        metrics.update(METRICS[task](frame, train))
         table.append(metrics)
     return pd.DataFrame(rows), pd.DataFrame(table).set_index("task")
 
 
-def _reply_metrics(frame: pd.DataFrame, train_replies: set[str]) -> dict:
-    replies = frame.loc[~frame["fell_back"], "answer"].tolist()
+def _reply_metrics(frame: pd.DataFrame, train: pd.DataFrame) -> dict:
+    train_replies = set(train["output_message"].str.strip())
+    answered = frame[~frame["fell_back"]]
+    replies = answered["answer"].tolist()
     timed = frame[frame["weekday"].notna()]
+    gold_refuses = answered["gold"].map(is_refusal)
     return {
         "starts_with_digit_or_list": rate(LIST_START.match(reply) for reply in replies),
         "wrong_weekday_first_try": rate(wrong_weekday_mentions(r.first_try, r.weekday) for r in timed.itertuples()),
         "repeats_training_reply": rate(reply.strip() in train_replies for reply in replies),
         "mean_reply_chars": sum(map(len, replies)) / len(replies) if replies else float("nan"),
+        "refuses_where_gold_refuses": rate(map(is_refusal, answered.loc[gold_refuses, "answer"])),
+        "refuses_where_gold_does_not": rate(map(is_refusal, answered.loc[~gold_refuses, "answer"])),
     }
 
 
@@ -118,20 +136,57 @@ def _memory_format_valid(text: str) -> bool:
 
 def _memory_metrics(frame: pd.DataFrame, _) -> dict:
     pairs = [(answer.strip(), gold.strip()) for answer, gold in zip(frame["answer"], frame["gold"])]
+    items = [(parse_memory_item(a) if a else None, parse_memory_item(g) if g else None) for a, g in pairs]
+    both = [(a, g) for a, g in items if a and g]
     return {"format_valid_first_try": rate(map(_memory_format_valid, frame["first_try"])),
             "exact_match": rate(a == g for a, g in pairs),
             "exact_match_when_gold_has_memory": rate(a == g for a, g in pairs if g),
-            "exact_match_when_gold_is_none": rate(a == g for a, g in pairs if not g)}
+            "exact_match_when_gold_is_none": rate(a == g for a, g in pairs if not g),
+            "saved_precision": rate(g is not None for a, g in items if a),
+            "saved_recall": rate(a is not None for a, g in items if g),
+            "key_accuracy_when_both_saved": rate(a[0] == g[0] for a, g in both),
+            "value_char_f1_when_both_saved": (sum(character_f1(a[1], g[1]) for a, g in both) / len(both)
+                                              if both else float("nan"))}
 
 
-def _expression_metrics(frame: pd.DataFrame, _) -> dict:
+def _expression_metrics(frame: pd.DataFrame, train: pd.DataFrame) -> dict:
     parsed = [parse_expression(text) for text in frame["answer"]]
     gold = [parse_expression(text) for text in frame["gold"]]
     metrics = {"parse_rate_first_try": rate(parse_expression(text) is not None for text in frame["first_try"])}
     for index, part in enumerate(("eyes", "mouth", "pose")):
         metrics[f"{part}_accuracy"] = rate(p is not None and g is not None and p[index] == g[index]
                                            for p, g in zip(parsed, gold))
+        majority = train[part].mode().iloc[0] if len(train) else None
+        metrics[f"{part}_majority_baseline"] = rate(g is not None and g[index] == majority for g in gold)
     return metrics
+
+
+def response_selection(llms: TaskModels, valid: pd.DataFrame, candidates: int = SELECTION_CANDIDATES,
+                       seed: int = 0) -> tuple[pd.DataFrame, dict]:
+    """Rank each row's gold reply among ``candidates − 1`` other rows' replies (drawn with ``seed``) by the
+    reply adapter's mean log-likelihood per token. Returns (per-row ranks, {top1, mrr, chance}); chance is
+    1 / candidates. Needs at least ``candidates`` valid rows."""
+    import random
+
+    spec = TASKS["output_message"]
+    records = valid.to_dict("records")
+    if len(records) < candidates:
+        raise ValueError(f"response selection needs {candidates} valid rows, got {len(records)}")
+    draw, prompts, completions, groups = random.Random(seed), [], [], []
+    for index, row in enumerate(records):
+        others = draw.sample([i for i in range(len(records)) if i != index], candidates - 1)
+        group = [index] + others
+        groups.append(group)
+        prompts += [spec.prompt(row)] * candidates
+        completions += [spec.completion(records[i]) for i in group]
+    scores = llms.completion_log_likelihood("output_message", prompts, completions)
+    ranks = []
+    for number, group in enumerate(groups):
+        row_scores = scores[number * candidates:(number + 1) * candidates]
+        ranks.append(1 + sum(score > row_scores[0] for score in row_scores[1:]))
+    table = pd.DataFrame({"line": valid.index, "rank": ranks})
+    return table, {"top1": rate(r == 1 for r in ranks), "mrr": sum(1 / r for r in ranks) / len(ranks),
+                   "chance": 1 / candidates}
 
 
 METRICS = {"output_message": _reply_metrics, "summary": _summary_metrics, "memory": _memory_metrics,
@@ -146,3 +201,27 @@ def save_evaluation(rows: pd.DataFrame, table: pd.DataFrame, folder) -> None:
 
     atomic_write_text(Path(folder) / METRICS_CSV, table.to_csv())
     atomic_write_text(Path(folder) / ANSWERS_CSV, rows.to_csv(index=False))
+
+
+def headline_table(metrics: pd.DataFrame, selection: dict | None = None) -> pd.DataFrame:
+    """The few figures that say whether each task learned its job, each beside the baseline it must beat."""
+    def value(task, column):
+        return metrics.loc[task, column] if task in metrics.index and column in metrics.columns else float("nan")
+
+    rows = []
+    if selection:
+        rows.append(("reply", "gold reply ranked first of 10 (response selection)", selection["top1"],
+                     selection["chance"], "chance"))
+    rows += [("reply", "refuses where the gold refuses (love, politics)", value("output_message", "refuses_where_gold_refuses"),
+              float("nan"), ""),
+             ("reply", "refuses where the gold does not", value("output_message", "refuses_where_gold_does_not"),
+              0.0, "never"),
+             ("summary", "character F1 with the gold summary", value("summary", "char_f1_with_gold"), float("nan"), ""),
+             ("memory", "saved precision (a saved memory was due)", value("memory", "saved_precision"), float("nan"), ""),
+             ("memory", "saved recall (a due memory was saved)", value("memory", "saved_recall"), float("nan"), ""),
+             ("memory", "key accuracy where both hold a memory", value("memory", "key_accuracy_when_both_saved"),
+              float("nan"), "")]
+    rows += [("expression", f"{part} accuracy", value("eyes_mouth_pose", f"{part}_accuracy"),
+              value("eyes_mouth_pose", f"{part}_majority_baseline"), "always the train majority")
+             for part in ("eyes", "mouth", "pose")]
+    return pd.DataFrame(rows, columns=["task", "metric", "value", "baseline", "baseline is"])

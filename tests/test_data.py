@@ -5,9 +5,10 @@ import pytest
 
 from ohlora_utils.data import (
     ETHICS_CATEGORIES, ETHICS_COLUMNS, FINE_TUNING_COLUMNS, MEMORY_COLUMNS, DataValidationError,
-    load_ethics, load_fine_tuning, load_memory, prefix_kind,
+    is_refusal, load_ethics, load_fine_tuning, load_memory, prefix_kind,
 )
 from ohlora_utils.errors import OhloraError
+from ohlora_utils.formats import split_context
 
 GOOD_ROW = {
     "data_type": "train",
@@ -142,13 +143,16 @@ def test_prefix_kind_recognises_each_context():
 def test_committed_fine_tuning_set_is_valid_and_sized():
     frame = load_fine_tuning()
     counts = frame["data_type"].value_counts()
-    assert counts["train"] >= 572 and counts["valid"] >= 90
+    assert counts["train"] >= 2400 and counts["valid"] >= 300
     kinds = frame["input_data"].map(prefix_kind).value_counts(normalize=True)
     assert 0.28 <= kinds["summary"] <= 0.45
     assert 0.05 <= kinds["memory"] <= 0.12
     time_share = frame["input_data"].str.contains(r"\(지금은 ").mean()
-    assert 0.20 <= time_share <= 0.35
-    assert (frame["memory"] == "").mean() > 0.5
+    assert 0.15 <= time_share <= 0.35
+    assert (frame["memory"] == "").mean() > 0.5 and (frame["memory"] != "").sum() >= 700
+    user_text = frame["input_data"].map(lambda text: split_context(text).user_text.strip())
+    assert (user_text.str.len() <= 10).mean() >= 0.30          # short everyday exchanges
+    assert frame["output_message"].map(is_refusal).sum() >= 150
 
 
 def test_committed_ethics_set_is_valid_and_sized():

@@ -146,7 +146,8 @@ def test_refusal_repeats_show_each_refusal_more_often_in_every_epoch_of_the_repl
     rows = epoch_rows("output_message", train, config)
     assert len(rows) == 2 * (len(train) + 2 * refusals)
     assert sum(("미안" in r["completion"] or "부담" in r["completion"]) for r in rows) == 2 * 3 * refusals
-    memory = epoch_rows("memory", train, task_config("memory", "default", epochs=1, refusal_repeats=3, memory_repeats=1))
+    memory = epoch_rows("memory", train, task_config("memory", "default", epochs=1, refusal_repeats=3, memory_repeats=1,
+                                                     max_train_rows=0))
     assert len(memory) == len(train)
     with pytest.raises(OhloraError, match="refusal_repeats"):
         epoch_rows("output_message", train, task_config("output_message", "default", refusal_repeats=0))
@@ -157,7 +158,7 @@ def test_memory_repeats_show_each_row_with_a_memory_more_often_in_the_memory_tas
     train = frame[frame["data_type"] == "train"]
     with_memory = int((train["memory"].fillna("").str.len() > 0).sum())
     assert 0 < with_memory < len(train)
-    rows = epoch_rows("memory", train, task_config("memory", "default", epochs=2, memory_repeats=2))
+    rows = epoch_rows("memory", train, task_config("memory", "default", epochs=2, memory_repeats=2, max_train_rows=0))
     assert len(rows) == 2 * (len(train) + with_memory)
     assert sum(r["completion"].lstrip().startswith("[") for r in rows) == 2 * 2 * with_memory
     reply = epoch_rows("output_message", train, task_config("output_message", "default", epochs=1, augment=False,
@@ -321,3 +322,15 @@ def test_an_adapter_trained_from_the_same_inputs_and_code_is_reused_else_retrain
     monkeypatch.setenv("OHLORA_FORCE_RETRAIN", "1")
     forced = train_task("summary", tiny_profile, replace(config, seed=7), small_frame, out_dir=tmp_path / "summary")
     assert not forced.reused and "OHLORA_FORCE_RETRAIN=1" in capsys.readouterr().out
+
+
+def test_max_train_rows_trains_on_a_fixed_seeded_sample(small_frame):
+    from ohlora_utils.finetune import epoch_rows, task_config
+
+    train = small_frame[small_frame["data_type"] == "train"]
+    config = task_config("summary", "quick", epochs=2, max_train_rows=3)
+    rows = epoch_rows("summary", train, config)
+    assert len(rows) == 6 and rows[:3] == rows[3:]                      # the same 3 rows in each epoch
+    assert rows == epoch_rows("summary", train, config)                 # seeded
+    assert rows != epoch_rows("summary", train, task_config("summary", "quick", epochs=2, max_train_rows=3, seed=7))
+    assert len(epoch_rows("summary", train, task_config("summary", "quick", max_train_rows=100))) == len(train)

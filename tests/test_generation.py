@@ -256,3 +256,75 @@ def test_merging_a_task_without_an_adapter_is_a_clear_error(tiny_profile, tiny_a
     root, _ = tiny_adapters
     with pytest.raises(OhloraError, match="cannot merge"):
         TaskModels.load(tiny_profile, tasks=["memory"], adapters={"memory": root / "memory"}, merged=("output_message",))
+
+
+def test_completion_log_likelihood_is_the_mean_token_log_probability_of_the_adapter(llms):
+    """Equal to a plain forward pass over prompt + completion, one row at a time (padding changes nothing)."""
+    prompts, completions = ["로라야 안녕", "오늘 뭐 먹지 배고파"], [" 안녕! (답변 종료)", " 김밥 어때? (답변 종료)"]
+    scores = llms.completion_log_likelihood("output_message", prompts, completions)
+    model, tokenizer = llms.models["output_message"], llms.tokenizers["output_message"]
+    model.set_adapter("output_message")
+    for prompt, completion, score in zip(prompts, completions, scores):
+        p, c = tokenizer(prompt)["input_ids"], tokenizer(completion, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([p + c])).logits[0].float().log_softmax(-1)
+        expected = sum(logits[len(p) - 1 + i, token].item() for i, token in enumerate(c)) / len(c)
+        assert score == pytest.approx(expected, abs=1e-4)
+    assert all(score < 0 for score in scores)
+
+
+def test_completion_log_likelihood_refuses_mismatched_or_unknown_input(llms):
+    with pytest.raises(OhloraError, match="completions"):
+        llms.completion_log_likelihood("output_message", ["a", "b"], ["c"])
+    with pytest.raises(OhloraError, match="no adapter"):
+        llms.completion_log_likelihood("nope", ["a"], ["b"])
+
+
+def test_response_selection_ranks_every_row_among_the_candidates(llms, small_frame):
+    from ohlora_utils.llm_metrics import response_selection
+
+    valid = small_frame[small_frame["data_type"] == "valid"]
+    ranks, summary = response_selection(llms, valid, candidates=4, seed=0)
+    assert len(ranks) == len(valid) and ranks["rank"].between(1, 4).all()
+    assert summary["chance"] == 0.25 and 0 <= summary["top1"] <= 1 and summary["mrr"] >= summary["top1"]
+    assert response_selection(llms, valid, candidates=4, seed=0)[0].equals(ranks)   # seeded
+    with pytest.raises(ValueError, match="needs"):
+        response_selection(llms, valid.head(2), candidates=4)
+
+
+def test_an_int8_linear_computes_the_linear_within_its_rounding():
+    from ohlora_utils.generation import Int8Linear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 32)
+    quantised, x = Int8Linear(linear), torch.randn(3, 5, 64)
+    expected, got = linear(x), quantised(x)
+    assert got.shape == expected.shape and quantised.weight_int8.dtype == torch.int8
+    # each weight is off by at most half a step (scale / 2): the error is a small share of the output's size
+    assert (got - expected).abs().max() < 0.02 * expected.abs().max()
+
+
+def test_the_int8_merged_copy_stays_close_to_the_adapter_and_swaps_every_backbone_linear(tiny_profile, tiny_adapters):
+    root, _ = tiny_adapters
+    llms = TaskModels.load(tiny_profile, adapters={"output_message": root / "output_message"},
+                           merged=("output_message",), merged_int8=True)
+    copy = llms.merged["output_message"]
+    from ohlora_utils.generation import Int8Linear
+    decoder = copy.model.get_decoder()
+    assert not any(isinstance(m, torch.nn.Linear) for m in decoder.modules())
+    assert any(isinstance(m, Int8Linear) for m in decoder.modules())
+    ids = copy.tokenizer(TASKS["output_message"].prompt({"input_data": "로라야 안녕"}), return_tensors="pt")
+    model = llms.models["output_message"]
+    model.set_adapter("output_message")
+    with torch.inference_mode():
+        shared, merged = model(**ids).logits[0, -1], copy.model(**ids).logits[0, -1]
+    assert torch.corrcoef(torch.stack([shared, merged]))[0, 1] > 0.99
+    assert copy.generate(TASKS["output_message"].prompt({"input_data": "배고파"}), 0.6, seed=0).tokens > 0
+
+
+def test_without_the_int8_kernel_quantising_is_a_clear_error(monkeypatch):
+    from ohlora_utils import generation
+
+    monkeypatch.setattr(generation, "INT8_MATMUL", None)
+    with pytest.raises(OhloraError, match="int8"):
+        generation.quantise_linears_int8(torch.nn.Sequential(torch.nn.Linear(4, 4)))
