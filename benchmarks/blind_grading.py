@@ -8,7 +8,9 @@ Usage::
     .venv/bin/python benchmarks/blind_grading.py summary --set data/eval/grading/2026-11-30
 
 ``draw`` takes replies from one or more yardstick reports (``benchmarks/everyday_chat.py``), each named by
-the recipe that made it (``DIR=NAME``); ``n`` per recipe are shuffled together under opaque item ids.
+the recipe that made it (``DIR=NAME``), and, with ``--from-set``, the replies of an earlier graded set under
+their recipes (a new recipe graded blind beside an old one); ``n`` per recipe are shuffled together under
+opaque item ids.
 Graders see ``sheet.csv`` only (message and reply) and the rubric, ``data/eval/grading/RUBRIC.md``;
 ``key.csv`` says which recipe made which item and is read only by ``summary``.
 """
@@ -29,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     draw = verbs.add_parser("draw", help="draw a blind grading sheet from yardstick reports")
     draw.add_argument("--report", action="append", required=True, metavar="DIR=RECIPE",
                       help="a yardstick report folder and the name of the recipe that made it (repeatable)")
+    draw.add_argument("--from-set", type=Path, action="append", default=[], metavar="FOLDER",
+                      help="also draw the replies of an earlier graded set, under their recipes (repeatable)")
     draw.add_argument("--n", type=int, default=200, help="replies per recipe")
     draw.add_argument("--seed", type=int, default=0)
     draw.add_argument("--out", type=Path, required=True, help="new folder for sheet.csv and key.csv")
@@ -46,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
                 if not recipe:
                     raise OhloraError(f"--report {spec!r} names no recipe", fix="write it as DIR=RECIPE")
                 samples[recipe] = reply_samples(Path(folder))
+            for earlier in args.from_set:
+                samples |= grading.set_samples(earlier)
             sheet, key = grading.draw(samples, args.n, args.seed)
             grading.write_set(args.out, sheet, key)
             print(f"{len(sheet)} items in {args.out / 'sheet.csv'} (key: {args.out / 'key.csv'} — graders never open it)")

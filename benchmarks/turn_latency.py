@@ -13,7 +13,9 @@ at a time, so each one's share of the gain shows:
 4. ``+ bf16 weights``: the base weights in bfloat16 as well;
 5. ``+ merged reply``: the reply decoded alone on its own merged copy of the base (``MergedTaskModel``), the
    memory extraction moved after it, beside the summary and the expression;
-6. ``+ int8 reply``: that merged copy's backbone weights as weight-only int8 (``Int8Linear``; the chat's
+6. ``+ int8 reply``: that merged copy's backbone weights as weight-only int8 (``Int8Linear``);
+7. ``+ every task merged``: memory, summary and expression get int8 merged copies too, and the three rows
+   after the reply run one after another on them instead of one batch over the shared base (the chat's
    default on a CPU).
 
 Decode speed: for variants 4 to 6, each scripted message is also answered once more as a single reply
@@ -78,19 +80,21 @@ def main() -> None:
     from ohlora_utils.paths import artifacts_dir
     from ohlora_utils.profiles import get_profile
     from ohlora_utils.sanctions import SanctionLog
+    from ohlora_utils.tasks import TASK_NAMES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="embedded")
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     profile = get_profile(args.profile)
-    variants = [  # name, batched, restrict_vocabulary, dtype, merged reply ("", "bf16" or "int8")
+    variants = [  # name, batched, restrict_vocabulary, dtype, merged copies ("", "bf16", "int8" or "all int8")
         ("one after another", False, False, torch.float32, ""),
         ("batched", True, False, torch.float32, ""),
         ("+ study vocabulary", True, True, torch.float32, ""),
         ("+ bf16 weights", True, True, torch.bfloat16, ""),
         ("+ merged reply", True, True, torch.bfloat16, "bf16"),
         ("+ int8 reply", True, True, torch.bfloat16, "int8"),
+        ("+ every task merged", True, True, torch.bfloat16, "all int8"),
     ]
     retriever, classifier = load_retriever(artifacts_dir() / MEMORY_DIR), load_classifier(artifacts_dir() / ETHICS_DIR)
     start = datetime(2026, 11, 21, 14, 0, tzinfo=timezone(timedelta(hours=9)))
@@ -98,7 +102,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for variant, batched, restrict_vocabulary, dtype, merged in variants:
             llms = TaskModels.load(profile, dtype=dtype, restrict_vocabulary=restrict_vocabulary,
-                                   merged=("output_message",) if merged else (), merged_int8=merged == "int8")
+                                   merged=TASK_NAMES if merged == "all int8" else ("output_message",) if merged else (),
+                                   merged_int8=merged.endswith("int8"))
             latencies, to_reply = [], []
             for round_ in range(args.rounds):
                 clock = lambda: start  # noqa: E731 — a fixed clock: every variant sees the same time
@@ -115,7 +120,7 @@ def main() -> None:
                 engine.close()
             results[variant] = latencies
             replies[variant] = to_reply
-            if dtype == torch.bfloat16:
+            if dtype == torch.bfloat16 and merged != "all int8":   # the 7th decodes the reply as the 6th does
                 decode[variant] = decode_speed(llms, args.rounds)
             del llms
             print(f"{variant}: {len(latencies)} turns, p50 {percentile(latencies, .5):.2f} s", flush=True)

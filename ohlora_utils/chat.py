@@ -45,7 +45,7 @@ from .generation import INT8_MATMUL, TaskModels, answer_requests
 from .models import inference_dtype
 from .paths import artifacts_dir
 from .profiles import Profile, get_profile
-from .tasks import ANSWER_HEADER, QUESTION_PREFIX, SUMMARY_PREFIX, TASKS, all_markers
+from .tasks import ANSWER_HEADER, QUESTION_PREFIX, SUMMARY_PREFIX, TASK_NAMES, TASKS, all_markers
 from .timeinfo import add_time_info, day_and_part
 
 MAX_INPUT_TOKENS = 48   # the original refused longer messages
@@ -105,18 +105,19 @@ class ChatEngine:
     @classmethod
     def load(cls, profile: Profile, user_id: str, clock: Callable[[], datetime] = datetime.now,
              artifacts: Path | None = None, seed: int = 0, databases: Path | None = None,
-             restrict_vocabulary: bool = True, dtype="auto", merged_reply: bool = True,
-             int8_reply: bool = True) -> "ChatEngine":
+             restrict_vocabulary: bool = True, dtype="auto", merged: tuple[str, ...] = TASK_NAMES,
+             int8_merged: bool = True) -> "ChatEngine":
         """Everything from the profile's trained artifacts; a clear error naming what to run first.
 
         ``databases`` holds the memory store and the sanction log (default: the artifacts folder).
         ``restrict_vocabulary`` samples from the study's vocabulary only (``vocabulary.py``, faster);
         ``dtype`` is the base weights' ("auto": bf16 where the CPU has it natively, else fp32;
-        ``models.inference_dtype``); ``merged_reply`` decodes the reply on a merged copy of its adapter
-        (``generation.MergedTaskModel``), with its weights as int8 when ``int8_reply`` (CPU only).
+        ``models.inference_dtype``); the ``merged`` tasks decode on merged copies of their adapters
+        (``generation.MergedTaskModel``; with the reply among them, it runs alone, first), with int8
+        weights when ``int8_merged`` (CPU only).
         ``benchmarks/turn_latency.py`` measures each lever.
         """
-        models = load_chat_models(profile, artifacts, restrict_vocabulary, dtype, merged_reply, int8_reply)
+        models = load_chat_models(profile, artifacts, restrict_vocabulary, dtype, merged, int8_merged)
         return cls.from_models(models, user_id, clock, Path(databases) if databases else models.artifacts, seed)
 
     @classmethod
@@ -289,10 +290,11 @@ class ChatModels:
 
 
 def load_chat_models(profile: Profile, artifacts: Path | None = None, restrict_vocabulary: bool = True,
-                     dtype="auto", merged_reply: bool = True, int8_reply: bool = True) -> ChatModels:
+                     dtype="auto", merged: tuple[str, ...] = TASK_NAMES, int8_merged: bool = True) -> ChatModels:
     """The profile's trained adapters and S-BERT models from ``artifacts`` (default ``artifacts_dir()``);
-    ``merged_reply`` also keeps the reply adapter merged into its own copy of the base (faster replies),
-    ``int8_reply`` holds that copy's weights as int8 on a CPU whose torch has the kernel (faster still)."""
+    each ``merged`` task also gets its adapter merged into its own copy of the base (a turn's few rows
+    decode faster there than batched over the shared base; ``()``: none); ``int8_merged`` holds those
+    copies' weights as int8 on a CPU whose torch has the kernel (faster still)."""
     from .ethics import MODEL_DIR_NAME as ETHICS_DIR, THRESHOLDS_FILE, load_classifier
     from .memory import MODEL_DIR_NAME as MEMORY_DIR, THRESHOLD_FILE, load_retriever
 
@@ -312,8 +314,8 @@ def load_chat_models(profile: Profile, artifacts: Path | None = None, restrict_v
                           fix="run `make reproduce` first (or the named notebooks)")
     llms = TaskModels.load(profile, adapters={task: root / "adapters" / profile.name / task for task in TASKS},
                            dtype=inference_dtype() if dtype == "auto" else dtype,
-                           restrict_vocabulary=restrict_vocabulary, merged=("output_message",) if merged_reply else (),
-                           merged_int8=int8_reply and INT8_MATMUL is not None and compute_device() == "cpu")
+                           restrict_vocabulary=restrict_vocabulary, merged=tuple(merged),
+                           merged_int8=int8_merged and INT8_MATMUL is not None and compute_device() == "cpu")
     return ChatModels(llms, load_retriever(root / MEMORY_DIR), load_classifier(root / ETHICS_DIR), root)
 
 

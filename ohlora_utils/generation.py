@@ -10,7 +10,8 @@ One base model per architecture holds all its task adapters side by side (PEFT n
 switches per call — not one model copy per task, as the original did. The one exception is the reply,
 which the user waits for: ``TaskModels.load(..., merged=("output_message",))`` also keeps a private copy of
 the base with the reply adapter merged into its weights (:class:`MergedTaskModel`), and a single reply row
-is decoded there by a short sampling loop instead of ``generate`` over the adapters. Generation samples at the task's
+is decoded there by a short sampling loop instead of ``generate`` over the adapters; the chat gives every
+task such a copy (int8 on a CPU), and the few rows of a turn then run one after another on their copies. Generation samples at the task's
 temperature and stops at its end marker. An answer is retried (temperature +0.1 each time, at most five
 tries) when it is empty, never reached its end marker, contains another marker or ``http``, names the
 wrong weekday (replies), or is not a well-formed expression; after that the original's fallback is used:
@@ -129,6 +130,20 @@ def quantise_linears_int8(module: torch.nn.Module) -> int:
     return swapped
 
 
+def share_input_embeddings(models: list) -> int:
+    """Let copies of one base whose input embeddings are equal share the first one's table (LoRA never
+    touches it; for gemma-3-270m it is 335 MB in bf16 per copy). Returns how many copies now share it."""
+    if len(models) < 2:
+        return 0
+    first, shared = models[0].get_input_embeddings(), 0
+    for model in models[1:]:
+        own = model.get_input_embeddings()
+        if own.weight.shape == first.weight.shape and torch.equal(own.weight, first.weight):
+            model.set_input_embeddings(first)
+            shared += 1
+    return shared
+
+
 class MergedTaskModel:
     """One task's adapter merged into a private copy of its base model, decoded one row at a time.
 
@@ -157,14 +172,21 @@ class MergedTaskModel:
 
     @classmethod
     def merge(cls, task: str, source, adapter: Path, dtype=None, vocabulary: torch.LongTensor | None = None,
-              device: str | None = None, int8: bool = False) -> "MergedTaskModel":
+              device: str | None = None, int8: bool = False, fp32_base=None) -> "MergedTaskModel":
         """``vocabulary``: token ids to keep in the output layer (``vocabulary.study_token_ids``), or all;
-        ``int8``: the backbone's linear layers as weight-only int8 (:class:`Int8Linear`), the rest in ``dtype``."""
+        ``int8``: the backbone's linear layers as weight-only int8 (:class:`Int8Linear`), the rest in ``dtype``;
+        ``fp32_base``: ``(model, tokenizer)`` of ``source`` already loaded in fp32, merged into a copy of it
+        (several tasks of one base read it from disk once)."""
+        import copy
+
         from peft import PeftModel
 
         from .vocabulary import restrict_output_layer
 
-        base, tokenizer = load_causal_lm(source)   # fp32 for the merge itself
+        if fp32_base is None:
+            base, tokenizer = load_causal_lm(source)   # fp32 for the merge itself
+        else:
+            base, tokenizer = copy.deepcopy(fp32_base[0]), fp32_base[1]
         try:
             merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
         except Exception as cause:  # a damaged adapter file surfaces as any of several library errors
@@ -264,8 +286,16 @@ class TaskModels:
         if unknown:
             raise OhloraError(f"cannot merge task(s) {', '.join(unknown)}: no adapter loaded for them",
                               fix=f"loaded: {', '.join(models) or 'none'}")
-        copies = {task: MergedTaskModel.merge(task, profile.llm_for(task), adapters[task], dtype, vocabularies[task],
-                                              device, int8=merged_int8) for task in merged}
+        copies = {}
+        for source in profile.llm_sources():
+            tasks_here = [task for task in merged if profile.llm_for(task).key == source.key]
+            if not tasks_here:
+                continue
+            fp32_base = load_causal_lm(source) if len(tasks_here) > 1 else None
+            for task in tasks_here:
+                copies[task] = MergedTaskModel.merge(task, source, adapters[task], dtype, vocabularies[task], device,
+                                                     int8=merged_int8, fp32_base=fp32_base)
+            share_input_embeddings([copies[task].model for task in tasks_here])
         return cls(profile, models, tokenizers, copies)
 
     @property
@@ -348,9 +378,12 @@ class TaskModels:
 
     def _generate_rows(self, rows, seed, max_new_tokens) -> list[Generation]:
         tasks = [task for task, _, _ in rows]
-        if len(rows) == 1 and tasks[0] in self.merged:   # one row of a merged task: the short loop
-            _, prompt, temperature = rows[0]
-            return [self.merged[tasks[0]].generate(prompt, temperature, seed, max_new_tokens)]
+        if all(task in self.merged for task in tasks):
+            # every row's task has its merged copy: one row after another on its copy's short loop beats one
+            # batch over the shared base for the few rows of a chat turn (benchmarks/turn_latency.py)
+            return [self.merged[task].generate(prompt, temperature, None if seed is None else seed + index,
+                                               max_new_tokens)
+                    for index, (task, prompt, temperature) in enumerate(rows)]
         model, tokenizer = self.models[tasks[0]], self.tokenizers[tasks[0]]
         markers = [TASKS[task].end_marker for task in tasks]
         encoded = tokenizer([prompt for _, prompt, _ in rows], return_tensors="pt", padding=True,

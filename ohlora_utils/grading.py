@@ -55,6 +55,17 @@ def draw(samples: dict[str, pd.DataFrame], n: int, seed: int = 0) -> tuple[pd.Da
     return sheet, key
 
 
+def set_samples(folder: Path) -> dict[str, pd.DataFrame]:
+    """The replies of an earlier graded set, by the recipe that made them (id, kind, message, reply): so a
+    new recipe can be graded blind beside an old one on the same messages without re-running the old one."""
+    folder = Path(folder)
+    sheet = load_sheet(folder).set_index("item")
+    key = validate_rows(folder / "key.csv", KEY_COLUMNS, lambda line, row: [], unique=("item",)).set_index("item")
+    joined = key.join(sheet, how="inner")
+    return {recipe: group.rename(columns={"source_id": "id"})[["id", "kind", "message", "reply"]].reset_index(drop=True)
+            for recipe, group in joined.groupby("recipe")}
+
+
 def _csv_text(frame: pd.DataFrame) -> str:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, quoting=csv.QUOTE_MINIMAL)

@@ -234,7 +234,7 @@ def test_at_a_tiny_temperature_the_merged_loop_picks_the_most_likely_token(merge
         assert generation.text == copy.tokenizer.decode([expected], skip_special_tokens=True).strip()
 
 
-def test_single_rows_of_a_merged_task_go_to_its_copy_and_batches_stay_on_the_shared_base(merged_llms, monkeypatch):
+def test_rows_go_to_merged_copies_only_when_every_row_of_the_batch_has_one(merged_llms, monkeypatch):
     routed = []
     original = MergedTaskModel.generate
 
@@ -249,7 +249,30 @@ def test_single_rows_of_a_merged_task_go_to_its_copy_and_batches_stay_on_the_sha
     assert routed == [reply]
     merged_llms.generate_mixed([("output_message", reply, 0.6), ("summary", reply, 0.6)], seed=0)
     merged_llms.generate_mixed([("memory", memory, 0.6)], seed=0)
-    assert routed == [reply]
+    assert routed == [reply]                       # a task without a copy keeps its rows on the shared base
+    merged_llms.generate_mixed([("output_message", reply, 0.6), ("output_message", memory, 0.6)], seed=0)
+    assert routed == [reply, reply, memory]        # all rows have a copy: one after another, in order
+
+
+def test_every_task_can_have_its_copy_and_the_copies_share_one_embedding_table(tiny_profile, tiny_adapters):
+    root, _ = tiny_adapters
+    llms = TaskModels.load(tiny_profile, adapters={task: root / task for task in TASK_NAMES}, merged=TASK_NAMES)
+    assert set(llms.merged) == set(TASK_NAMES)
+    by_base = {}
+    for task, copy in llms.merged.items():
+        by_base.setdefault(tiny_profile.llm_for(task).key, []).append(copy.model.get_input_embeddings())
+    for tables in by_base.values():
+        assert all(table is tables[0] for table in tables)
+    prompt = TASKS["summary"].prompt({"input_data": "안녕", "output_message": "반가워!"})
+    ids = llms.tokenizers["summary"](prompt, return_tensors="pt")
+    model = llms.models["summary"]
+    model.set_adapter("summary")
+    with torch.inference_mode():     # each copy still computes its own adapter, not another task's
+        assert torch.allclose(model(**ids).logits, llms.merged["summary"].model(**ids).logits, atol=1e-4)
+    requests = [("memory", TASKS["memory"].prompt({"input_data": "나 고양이 키워"}), 0.6),
+                ("summary", prompt, 0.6), ("eyes_mouth_pose", TASKS["eyes_mouth_pose"].prompt({"output_message": "반가워!"}), 1.0)]
+    first, again = llms.generate_mixed(requests, seed=5), llms.generate_mixed(requests, seed=5)
+    assert first == again and len(first) == 3   # seeded row by row
 
 
 def test_merging_a_task_without_an_adapter_is_a_clear_error(tiny_profile, tiny_adapters):

@@ -93,3 +93,13 @@ def test_grading_in_the_terminal_saves_each_answer_and_resumes(graded_set, monke
     answers = iter(["1", ""] * 8)
     assert cli.main(["grade", "--set", str(folder), "--grader", "d"]) == 0
     assert len(grading.load_grades(folder, "d")) == len(key)
+
+
+def test_an_earlier_sets_replies_can_be_drawn_again_beside_a_new_recipe(graded_set, tmp_path_factory):
+    folder, key = graded_set
+    earlier = grading.set_samples(folder)
+    assert set(earlier) == {"alpha7", "beta9"} and len(earlier["alpha7"]) == 4
+    assert list(earlier["alpha7"].columns) == ["id", "kind", "message", "reply"]
+    assert earlier["alpha7"]["reply"].str.startswith("옛").all()   # each reply stays with its recipe
+    sheet, new_key = grading.draw({"gamma": replies("또")} | {"alpha7": earlier["alpha7"]}, n=4, seed=2)
+    assert new_key["recipe"].value_counts().to_dict() == {"gamma": 4, "alpha7": 4}
