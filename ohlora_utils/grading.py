@@ -60,8 +60,7 @@ def set_samples(folder: Path) -> dict[str, pd.DataFrame]:
     new recipe can be graded blind beside an old one on the same messages without re-running the old one."""
     folder = Path(folder)
     sheet = load_sheet(folder).set_index("item")
-    key = validate_rows(folder / "key.csv", KEY_COLUMNS, lambda line, row: [], unique=("item",)).set_index("item")
-    joined = key.join(sheet, how="inner")
+    joined = load_key(folder).set_index("item").join(sheet, how="inner")
     return {recipe: group.rename(columns={"source_id": "id"})[["id", "kind", "message", "reply"]].reset_index(drop=True)
             for recipe, group in joined.groupby("recipe")}
 
@@ -83,6 +82,10 @@ def write_set(folder: Path, sheet: pd.DataFrame, key: pd.DataFrame) -> None:
 
 def load_sheet(folder: Path) -> pd.DataFrame:
     return validate_rows(Path(folder) / "sheet.csv", SHEET_COLUMNS, lambda line, row: [], unique=("item",))
+
+
+def load_key(folder: Path) -> pd.DataFrame:
+    return validate_rows(Path(folder) / "key.csv", KEY_COLUMNS, lambda line, row: [], unique=("item",))
 
 
 def load_grades(folder: Path, grader: str) -> pd.DataFrame:
@@ -118,7 +121,7 @@ def cohen_kappa(first: pd.Series, second: pd.Series) -> float:
 def grade_tables(folder: Path) -> dict[str, pd.DataFrame]:
     """Per recipe and grader: items graded, share of 2 / 1 / 0, mean; agreement between graders; by kind."""
     folder = Path(folder)
-    key = validate_rows(folder / "key.csv", KEY_COLUMNS, lambda line, row: [], unique=("item",))
+    key = load_key(folder)
     names = graders(folder)
     if not names:
         raise OhloraError(f"no grades_<grader>.csv in {folder}",

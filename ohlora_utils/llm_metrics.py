@@ -210,7 +210,8 @@ def headline_table(metrics: pd.DataFrame, selection: dict | None = None) -> pd.D
 
     rows = []
     if selection:
-        rows.append(("reply", "gold reply ranked first of 10 (response selection)", selection["top1"],
+        rows.append(("reply", f"gold reply ranked first of {round(1 / selection['chance'])} (response selection)",
+                     selection["top1"],
                      selection["chance"], "chance"))
     rows += [("reply", "refuses where the gold refuses (love, politics)", value("output_message", "refuses_where_gold_refuses"),
               float("nan"), ""),
