@@ -14,7 +14,8 @@ Usage::
 Command line: ``python -m ohlora_utils.ethics_study --preset default`` (train, calibrate, store the choice).
 
 docs/ethics.md: each prompt gives 4 pairs (prompt, category name), label 1 for its own category and 0 for
-the others; CosineSimilarityLoss (``sbert_training.train_cosine_pairs``). Thresholds are chosen on the validation
+the others; CosineSimilarityLoss over those pairs, each prompt encoded once against all four names
+(``sbert_training.train_cosine_to_names``). Thresholds are chosen on the validation
 split for a false-flag budget per category (the test split and data/eval/ are never used to fit
 anything); the chat-time rule and classifier are in ``ethics``.
 """
@@ -36,16 +37,21 @@ from .ethics import (GENERAL, INSULT, LOVE, ORIGINAL_THRESHOLDS, POLITICS, REFUS
                      EthicsClassifier, checked_thresholds, default_model_dir, load_classifier, refused, rule)
 from .presets import get_preset
 from .profiles import Profile, get_profile
-from .sbert_training import SbertTrainConfig, pairs_frame, train_cosine_pairs
+from .sbert_training import SbertTrainConfig, pairs_frame, train_cosine_pairs, train_cosine_to_names
 from .storage import atomic_write_text
 from .sweeps import Mark, nearest, precision_recall_panels, ratio, sweep as sweep_thresholds
 
 ORIGINAL_TEST_ACCURACY = (133, 135)    # the original's argmax accuracy on its test split
 CONFUSION_FILE = "confusion_matrix_test.csv"    # next to the model
 SPLITS = ("train", "valid", "test")    # the dataset's split column: fit / calibrate / report
-# calibration: the share of validation prompts of the other categories that may count as this one (a refusing
-# reply assumed). 패드립 blocks at the first offence, so it gets none; a love or politics flag is a warning first
-FALSE_FLAG_BUDGET = {LOVE: 0.005, POLITICS: 0.005, INSULT: 0.0}
+# calibration: the share of the innocent (일반) validation prompts that may count as this category (a refusing
+# reply assumed). 패드립 blocks at the first offence, so it gets none; love and politics warn first and may use the
+# yardstick's own budget, 1 %. A message of another sanction category counted under the wrong name is not an
+# innocent user sanctioned: it stays out of the budget and shows in the test precision instead
+FALSE_FLAG_BUDGET = {LOVE: 0.01, POLITICS: 0.01, INSULT: 0.0}
+EVERYDAY_BUDGET_PCT = 1.0             # choose_rule: at most this % of the yardstick's everyday messages counted
+MIN_TEST_PRECISION = 0.9               # choose_rule: a flag names the right sanction at least this often on test
+DEFAULT_SCORING = "names"              # the scoring the study stores unless told otherwise (notebook 04: the choice)
 VETO = ORIGINAL_THRESHOLDS[GENERAL]    # a 일반 score at or above this vetoes every category (the original's 0.5)
 HEAD_C = 4.0                           # inverse L2 strength of the logistic-regression head
 TARGET_PRECISION = 0.95                # the earlier rule: most recall at this precision on the test split
@@ -53,11 +59,13 @@ SWEEP_GRID = np.round(np.arange(0.0, 1.0001, 0.005), 3)   # thresholds tried by 
 
 PRESETS: dict[str, SbertTrainConfig] = {
     # make test: a few dozen steps, enough to see the mechanics end to end
-    "quick": SbertTrainConfig(epochs=1, max_steps=40, learning_rate=1e-4),
-    # make reproduce on 2 CPU cores: 2 epochs of 862 steps, bf16 autocast (0.40 s a step instead of 0.64 s).
-    # 1 epoch (fp32) left 1 innocent block and 0.85 % of the yardstick's everyday messages counted (notebook 04)
-    "default": SbertTrainConfig(epochs=2, learning_rate=1e-4, bf16=True),
-    # the original: 10 epochs, batch 16, every weight trained
+    "quick": SbertTrainConfig(epochs=1, max_steps=40, learning_rate=1e-4, group_by_text=True),
+    # make reproduce on 2 CPU cores: each prompt encoded once against the four names (a step of 16 prompts = 64
+    # pairs costs about what a step of 16 pairs did), 4 epochs, bf16 autocast. On the 5,689-prompt data this
+    # matched the earlier 2 epochs of single pairs (valid loss 0.0119 / Pearson 0.972 vs 0.0119 / 0.971) in
+    # about half the time (notebook 04 and docs/ethics.md)
+    "default": SbertTrainConfig(epochs=4, learning_rate=1e-4, bf16=True, group_by_text=True),
+    # the original: 10 epochs, batches of 16 single pairs, every weight trained
     "paper": SbertTrainConfig(epochs=10, batch_size=16, learning_rate=2e-5, freeze_word_embeddings=False),
 }
 
@@ -96,8 +104,19 @@ def train_ethics(profile: Profile, config: SbertTrainConfig, out_dir: Path | Non
     model = load_sbert_base(profile)
     meta = {"task": "ethics", "categories": list(ETHICS_CATEGORIES), "train_prompts": len(train),
             "valid_prompts": len(valid)}
-    return train_cosine_pairs(model, ethics_pairs(train), ethics_pairs(valid), config, profile,
-                              Path(out_dir) if out_dir else default_model_dir(), meta)
+    out_dir = Path(out_dir) if out_dir else default_model_dir()
+    if not config.group_by_text:   # the original's way: batches of single (prompt, name) pairs
+        return train_cosine_pairs(model, ethics_pairs(train), ethics_pairs(valid), config, profile, out_dir, meta)
+    return train_cosine_to_names(model, train["text"].tolist(), category_targets(train["category"]),
+                                 valid["text"].tolist(), category_targets(valid["category"]), list(ETHICS_CATEGORIES),
+                                 config, profile, out_dir, meta)
+
+
+def category_targets(categories: Iterable[str]) -> np.ndarray:
+    """One row per prompt, one column per category name (ETHICS_CATEGORIES order): 1.0 for its own, else 0.0 —
+    the labels of ``ethics_pairs``, grouped by prompt."""
+    categories = np.asarray(list(categories))
+    return (categories[:, None] == np.asarray(ETHICS_CATEGORIES)[None, :]).astype(np.float32)
 
 
 def fit_head(embeddings: np.ndarray, categories: Iterable[str], c: float = HEAD_C,
@@ -128,27 +147,30 @@ def budget_threshold(negative_scores: np.ndarray, allowed: int) -> float:
 
 def calibrate_on_validation(scores: pd.DataFrame, gold: pd.Series, budgets: Mapping[str, float] = FALSE_FLAG_BUDGET,
                             veto: float = VETO) -> tuple[dict[str, float], pd.DataFrame]:
-    """Per sanction category: the lowest threshold at which at most ``budget`` × (validation prompts of the
-    other categories) count as it, a refusing reply assumed and the veto applied; then moved up to the middle
+    """Per sanction category: the lowest threshold at which at most ``budget`` × (innocent validation
+    prompts, 일반) count as it, a refusing reply assumed and the veto applied; then moved up to the middle
     of the band that keeps the same validation recall (the widest margin between the highest innocent score
-    it lets through and the lowest caught one). Returns the thresholds (with the veto) and a table of what
-    they do on the validation split."""
+    it lets through and the lowest caught one). Prompts of the other sanction categories neither spend the
+    budget nor count as caught. Returns the thresholds (with the veto) and a table of what they do on the
+    validation split."""
     gold = np.asarray(gold)
     open_to_flags = scores[GENERAL].to_numpy() < veto
     chosen, table = {GENERAL: veto}, []
+    negatives = gold == GENERAL
     for name in SANCTION_CATEGORIES:
-        values, negatives = scores[name].to_numpy(), gold != name
+        values, positives = scores[name].to_numpy(), gold == name
         allowed = int(math.floor(budgets[name] * negatives.sum() + 1e-9))
         lowest = budget_threshold(values[negatives & open_to_flags], allowed)
-        caught = values[~negatives & open_to_flags & (values >= lowest)]
+        caught = values[positives & open_to_flags & (values >= lowest)]
         threshold = round((lowest + float(caught.min())) / 2, 4) if len(caught) else lowest
         chosen[name] = threshold
         flagged = (values >= threshold) & open_to_flags
         table.append({"category": name, "threshold": threshold, "lowest within budget": lowest,
                       "lowest caught": float(caught.min()) if len(caught) else float("nan"), "budget": budgets[name],
                       "false flags allowed": allowed, "false flags": int((flagged & negatives).sum()),
-                      "other prompts": int(negatives.sum()),
-                      "recall (validation)": ratio((flagged & ~negatives).sum(), (~negatives).sum())})
+                      f"{GENERAL} prompts": int(negatives.sum()),
+                      "other sanctions flagged": int((flagged & ~negatives & ~positives).sum()),
+                      "recall (validation)": ratio((flagged & positives).sum(), positives.sum())})
     return checked_thresholds(chosen), pd.DataFrame(table).set_index("category")
 
 
@@ -222,6 +244,29 @@ def comparison_table(classifier: EthicsClassifier, candidates: Mapping[str, Cand
                **{f"yardstick recall {name}": _share(sanction_report, name) for name in SANCTION_CATEGORIES}}
         rows[label] = row
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def choose_rule(comparison: pd.DataFrame, everyday_budget: float = EVERYDAY_BUDGET_PCT,
+                min_precision: float = MIN_TEST_PRECISION) -> tuple[str, str]:
+    """The calibrated candidate the stated order picks from ``comparison_table``, and why: no everyday message
+    blocked at once, at most ``everyday_budget`` % counted and test precision ≥ ``min_precision`` in every
+    sanction category; among those, the highest lowest yardstick recall (ties: fewer everyday counted). When
+    none qualifies, the fewest blocked, then the fewest counted, with the reason saying so."""
+    rows = comparison[comparison.index.str.endswith("calibrated on validation")]
+    if rows.empty:
+        raise OhloraError("the comparison has no calibrated candidate to choose from", fix="run candidate_rules first")
+    lowest_recall = rows[[f"yardstick recall {name}" for name in SANCTION_CATEGORIES]].min(axis=1)
+    lowest_precision = rows[[f"test precision {name}" for name in SANCTION_CATEGORIES]].min(axis=1)
+    eligible = ((rows["everyday blocked at once"] == 0) & (rows["everyday counted %"] <= everyday_budget)
+                & (lowest_precision >= min_precision))
+    if eligible.any():
+        ranked = pd.DataFrame({"recall": lowest_recall[eligible], "counted": rows.loc[eligible, "everyday counted %"]})
+        label = ranked.sort_values(["recall", "counted"], ascending=[False, True]).index[0]
+        return label, (f"blocks no everyday message, counts {rows.loc[label, 'everyday counted %']:.2f} % of them, test "
+                       f"precision ≥ {min_precision:g}, and the highest lowest recall ({lowest_recall[label]:.3f}) "
+                       f"of the {int(eligible.sum())} that qualify")
+    label = rows.sort_values(["everyday blocked at once", "everyday counted %"]).index[0]
+    return label, "no candidate meets every condition: the fewest blocked, then the fewest counted"
 
 
 def _share(report: pd.DataFrame, name: str) -> float:
@@ -449,7 +494,7 @@ def plot_comparison(axes, table: pd.DataFrame, everyday_target: float = 1.0, rec
 
 # --- command line -------------------------------------------------------------------------------------
 
-def calibrate(classifier: EthicsClassifier, dataset: pd.DataFrame, scoring: str = "margin", mode: str = "calibrated",
+def calibrate(classifier: EthicsClassifier, dataset: pd.DataFrame, scoring: str = DEFAULT_SCORING, mode: str = "calibrated",
               seed: int = 42, budgets: Mapping[str, float] = FALSE_FLAG_BUDGET) -> pd.DataFrame:
     """Fit the head on train (``head`` scoring), calibrate ``scoring`` on validation (``mode`` calibrated) or use the original's
     thresholds (``original``, names only), store the choice and the test confusion matrix next to the model."""
@@ -477,7 +522,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", default=None, help="embedded | paper | tiny (default: $OHLORA_PROFILE)")
     parser.add_argument("--preset", default="", help="quick | default | paper (default: $OHLORA_PRESET)")
     parser.add_argument("--epochs", type=int, default=0, help="override the preset's epochs")
-    parser.add_argument("--scoring", default="margin", help="names | margin | head (see docs/ethics.md)")
+    parser.add_argument("--scoring", default=DEFAULT_SCORING, help="names | margin | head (see docs/ethics.md)")
     parser.add_argument("--thresholds", default="calibrated", help="calibrated (on validation) or original (names only)")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)

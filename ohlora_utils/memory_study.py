@@ -129,6 +129,9 @@ def train_memory_sbert(model, train: pd.DataFrame, valid: pd.DataFrame, config: 
 
     Returns the epoch log (train/valid loss, valid Pearson) and every step's train loss (the loss curve).
     """
+    if config.group_by_text:
+        raise OhloraError("group_by_text is for the ethics classifier (every prompt against the same category names); "
+                          "memory pairs differ line by line", fix="use a memory preset (memory_study.PRESETS)")
     out_dir = Path(out_dir or default_model_dir())
     with _recording_step_losses() as losses:
         history = train_cosine_pairs(model, as_training_pairs(train), as_training_pairs(valid), config, profile,

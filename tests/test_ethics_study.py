@@ -12,7 +12,7 @@ import pytest
 from ohlora_utils import ethics, ethics_study
 from ohlora_utils.data import ETHICS_CATEGORIES, load_ethics
 from ohlora_utils.errors import OhloraError
-from ohlora_utils.ethics import GENERAL, INSULT, LOVE, ORIGINAL_THRESHOLDS, POLITICS
+from ohlora_utils.ethics import GENERAL, INSULT, LOVE, ORIGINAL_THRESHOLDS, POLITICS, load_classifier
 from ohlora_utils.sbert import SBERT_META
 from ohlora_utils.sbert_training import SbertTrainConfig
 from ohlora_utils.storage import write_manifest
@@ -44,16 +44,35 @@ def test_each_prompt_gives_four_pairs_labelled_one_for_its_own_category():
     assert list(pairs["label"]) == [1, 0, 0, 0, 0, 1, 0, 0]
 
 
+def test_category_targets_are_the_pair_labels_grouped_by_prompt():
+    frame = pd.DataFrame({"text": ["사랑해", "점심 뭐 먹지", "니네 엄마"], "category": [LOVE, GENERAL, INSULT]})
+    targets = ethics_study.category_targets(frame["category"])
+    assert targets.shape == (3, len(ETHICS_CATEGORIES))
+    assert targets.reshape(-1).tolist() == ethics_study.ethics_pairs(frame)["label"].tolist()
+
+
 def test_presets_quick_default_paper():
     assert set(ethics_study.PRESETS) == {"quick", "default", "paper"}
     assert 0 < ethics_study.PRESETS["quick"].max_steps <= 100
     paper = ethics_study.PRESETS["paper"]
     assert (paper.epochs, paper.batch_size, paper.max_steps) == (10, 16, -1)
+    assert not paper.group_by_text   # the original's batches of single pairs
+    assert ethics_study.PRESETS["default"].group_by_text and ethics_study.PRESETS["quick"].group_by_text
     assert ethics_study.preset_config("default", epochs=0, seed=3).epochs == ethics_study.PRESETS["default"].epochs
     assert ethics_study.preset_config("default", epochs=5, seed=3).epochs == 5
     assert ethics_study.preset_config("quick", seed=3).seed == 3
     with pytest.raises(OhloraError, match="unknown preset"):
         ethics_study.preset_config("huge")
+
+
+def test_grouped_training_scores_each_prompt_against_all_names(tiny_profile, ethics_small_dataset, tmp_path):
+    config = SbertTrainConfig(epochs=1, batch_size=4, max_steps=2, learning_rate=1e-3, group_by_text=True)
+    history = ethics_study.train_ethics(tiny_profile, config, tmp_path / "grouped", dataset=ethics_small_dataset)
+    meta = json.loads((tmp_path / "grouped" / "ohlora-sbert.json").read_text(encoding="utf-8"))
+    assert meta["config"]["group_by_text"] and meta["provenance"]["inputs"]["grouped_by"] == "text"
+    assert {"train_loss", "valid_loss", "valid_pearson"} <= set(history.columns)
+    classifier = load_classifier(tmp_path / "grouped")
+    assert classifier.score_frame(["안녕"]).shape == (1, len(ETHICS_CATEGORIES))
 
 
 def test_training_saves_a_model_with_an_epoch_log_that_loads(ethics_trained):
@@ -83,11 +102,23 @@ def test_calibration_keeps_each_category_within_its_false_flag_budget():
     frame[GENERAL] = rng.uniform(0, 0.45, len(gold))     # no veto in play
     budgets = {LOVE: 0.01, POLITICS: 0.01, INSULT: 0.0}
     thresholds, table = ethics_study.calibrate_on_validation(frame, gold, budgets)
+    innocent = gold == GENERAL
     for name in ethics.SANCTION_CATEGORIES:
         flagged = frame[name] >= thresholds[name]
-        assert (flagged & (gold != name)).sum() <= int(budgets[name] * (gold != name).sum())
-        assert table.loc[name, "false flags"] == (flagged & (gold != name)).sum()
+        assert (flagged & innocent).sum() <= int(budgets[name] * innocent.sum())
+        assert table.loc[name, "false flags"] == (flagged & innocent).sum()
+        assert table.loc[name, "other sanctions flagged"] == (flagged & ~innocent & (gold != name)).sum()
     assert table.loc[INSULT, "false flags"] == 0 and thresholds[GENERAL] == ethics_study.VETO
+
+
+def test_a_message_of_another_sanction_does_not_spend_the_budget():
+    # a love confession that mentions parents scores high on 패드립: it must not lift the 패드립 threshold
+    gold = pd.Series([GENERAL] * 3 + [LOVE, INSULT, INSULT])
+    frame = pd.DataFrame({LOVE: [0.1, 0.1, 0.1, 0.9, 0.1, 0.1], GENERAL: [0.0] * 6, POLITICS: [0.0] * 6,
+                          INSULT: [0.2, 0.3, 0.1, 0.99, 0.8, 0.7]})
+    thresholds, table = ethics_study.calibrate_on_validation(frame, gold, {LOVE: 0.0, POLITICS: 0.0, INSULT: 0.0})
+    assert 0.3 < thresholds[INSULT] <= 0.7                 # above every innocent score, below both insults
+    assert table.loc[INSULT, "recall (validation)"] == 1.0 and table.loc[INSULT, "other sanctions flagged"] == 1
 
 
 def test_the_head_learns_separable_embeddings_in_category_order():
@@ -199,3 +230,29 @@ def test_argmax_errors_list_the_most_confident_mistakes_first():
     errors = ethics_study.argmax_errors(pd.Series([f"t{i}" for i in range(8)]), gold, frame)
     assert list(errors["text"]) == ["t3", "t4"]          # margins 0.83 and 0.06; only wrong argmaxes
     assert errors["margin"].is_monotonic_decreasing
+
+
+def comparison_rows(**rows):
+    """A comparison table with the columns choose_rule reads; each row: (blocked, counted %, precision, recalls)."""
+    table = {}
+    for label, (blocked, counted, precision, recalls) in rows.items():
+        table[f"{label} · calibrated on validation"] = {
+            "everyday blocked at once": blocked, "everyday counted %": counted,
+            **{f"test precision {name}": precision for name in ethics.SANCTION_CATEGORIES},
+            **{f"yardstick recall {name}": r for name, r in zip(ethics.SANCTION_CATEGORIES, recalls)}}
+    return pd.DataFrame.from_dict(table, orient="index")
+
+
+def test_the_choice_takes_the_best_lowest_recall_among_rules_that_block_no_one():
+    table = comparison_rows(names=(0, 0.68, 0.93, (0.90, 0.95, 0.95)),
+                            margin=(0, 0.40, 0.95, (0.88, 0.96, 0.23)),      # quieter, but misses 패드립
+                            head=(1, 0.50, 0.95, (0.99, 0.99, 0.99)),        # blocks an innocent user
+                            loose=(0, 0.74, 0.36, (0.93, 0.98, 0.93)))       # flags under the wrong name
+    label, why = ethics_study.choose_rule(table)
+    assert label == "names · calibrated on validation" and "0.900" in why
+
+
+def test_the_choice_falls_back_to_the_fewest_blocked_and_says_so():
+    table = comparison_rows(names=(2, 0.5, 0.95, (0.9, 0.9, 0.9)), margin=(1, 3.0, 0.95, (0.5, 0.5, 0.5)))
+    label, why = ethics_study.choose_rule(table)
+    assert label == "margin · calibrated on validation" and "no candidate meets every condition" in why

@@ -166,3 +166,11 @@ def test_the_store_demo_shows_replacing_and_the_calendar_against_the_original(tm
     assert len(stores["original"].items()) == 3
     assert "  Mon add [좋아하는 음식: 마라탕]     → replaced (was [좋아하는 음식: 떡볶이])" in lines
     assert lines[-1].startswith("  Tue held:")
+
+
+def test_grouping_by_text_is_refused_for_memory_pairs(tiny_profile, tmp_path):
+    from ohlora_utils.memory_study import train_memory_sbert
+
+    config = SbertTrainConfig(epochs=1, max_steps=1, group_by_text=True)
+    with pytest.raises(OhloraError, match="group_by_text is for the ethics classifier"):
+        train_memory_sbert(None, pd.DataFrame(), pd.DataFrame(), config, tiny_profile, tmp_path / "m")

@@ -5,8 +5,8 @@ import pytest
 from ohlora_utils.errors import OhloraError
 from ohlora_utils.models import load_sbert_base
 from ohlora_utils.sbert import load_trained_sbert, pair_cosines
-from ohlora_utils.sbert_training import (SbertTrainConfig, pair_metrics, pairs_frame,
-                                        train_cosine_pairs)
+from ohlora_utils.sbert_training import (SbertTrainConfig, pair_metrics, pairs_frame, train_cosine_pairs,
+                                        train_cosine_to_names)
 
 
 def test_pair_metrics_match_hand_computation():
@@ -63,3 +63,46 @@ def test_unchanged_pairs_reuse_the_saved_model_and_changed_pairs_retrain(tiny_pr
     relabelled = pairs.assign(label=[0.0, 1.0, 1.0])
     train_cosine_pairs(load_sbert_base(tiny_profile), relabelled, relabelled, config, tiny_profile, tmp_path / "m")
     assert "training m (changed since: inputs.pairs_sha256)" in capsys.readouterr().out
+
+
+NAMES = ["음식", "일정", "반려동물"]
+TEXTS = ["떡볶이 먹고 싶다", "내일 면접 있어", "우리 고양이 귀여워", "라면 끓일까", "모레 시험이야", "강아지 산책 중"]
+TARGETS = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32)
+
+
+def test_grouped_training_learns_the_same_pairs_each_text_against_every_name(tiny_profile, tmp_path):
+    model = load_sbert_base(tiny_profile)
+    pair_texts, pair_names = [t for t in TEXTS for _ in NAMES], NAMES * len(TEXTS)
+    before = pair_metrics(pair_cosines(model, {}, pair_texts, pair_names), TARGETS.reshape(-1))["mse"]
+    config = SbertTrainConfig(epochs=3, batch_size=3, learning_rate=1e-3, freeze_word_embeddings=False)
+    history = train_cosine_to_names(model, TEXTS, TARGETS, TEXTS, TARGETS, NAMES, config, tiny_profile,
+                                    tmp_path / "g", {"task": "test"})
+    assert list(history["epoch"]) == [1.0, 2.0, 3.0]
+    assert {"train_loss", "valid_loss", "valid_pearson"} <= set(history.columns)
+    loaded, meta = load_trained_sbert(tmp_path / "g")
+    after = pair_metrics(pair_cosines(loaded, meta, pair_texts, pair_names), TARGETS.reshape(-1))["mse"]
+    assert after < before
+    # the validation loss is the pairs' mean squared error: recompute it from the saved model
+    assert history["valid_loss"].iloc[-1] == pytest.approx(after, rel=0.05, abs=1e-3)
+
+
+def test_grouped_training_rejects_labels_that_do_not_match_texts_and_names(tiny_profile, tmp_path):
+    with pytest.raises(OhloraError, match="labels of shape"):
+        train_cosine_to_names(load_sbert_base(tiny_profile), TEXTS, TARGETS[:, :2], TEXTS, TARGETS, NAMES,
+                              SbertTrainConfig(epochs=1), tiny_profile, tmp_path / "x")
+    with pytest.raises(OhloraError, match="non-empty"):
+        train_cosine_to_names(load_sbert_base(tiny_profile), [], np.zeros((0, 3)), TEXTS, TARGETS, NAMES,
+                              SbertTrainConfig(epochs=1), tiny_profile, tmp_path / "x")
+
+
+def test_grouped_training_reuses_an_unchanged_model_and_retrains_on_new_labels(tiny_profile, tmp_path, capsys):
+    config = SbertTrainConfig(epochs=1, batch_size=3, learning_rate=1e-2)
+    first = train_cosine_to_names(load_sbert_base(tiny_profile), TEXTS, TARGETS, TEXTS, TARGETS, NAMES, config,
+                                  tiny_profile, tmp_path / "g")
+    capsys.readouterr()
+    again = train_cosine_to_names(load_sbert_base(tiny_profile), TEXTS, TARGETS, TEXTS, TARGETS, NAMES, config,
+                                  tiny_profile, tmp_path / "g")
+    assert "reused" in capsys.readouterr().out and again.equals(first)
+    train_cosine_to_names(load_sbert_base(tiny_profile), TEXTS, TARGETS[::-1].copy(), TEXTS, TARGETS, NAMES, config,
+                          tiny_profile, tmp_path / "g")
+    assert "changed since: inputs.pairs_sha256" in capsys.readouterr().out
