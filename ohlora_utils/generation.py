@@ -231,9 +231,11 @@ class MergedTaskModel:
 class TaskModels:
     """The profile's base models, each with the adapters of the tasks it serves."""
 
-    def __init__(self, profile: Profile, models: dict, tokenizers: dict, merged: dict | None = None):
+    def __init__(self, profile: Profile, models: dict, tokenizers: dict, merged: dict | None = None,
+                 adapter_stamps: dict | None = None):
         self.profile, self.models, self.tokenizers = profile, models, tokenizers
         self.merged: dict[str, MergedTaskModel] = merged or {}   # task → its merged copy (single rows go there)
+        self.adapter_stamps: dict[str, str | None] = adapter_stamps or {}   # task → its adapter's provenance hash
 
     @classmethod
     def load(cls, profile: Profile, tasks=TASK_NAMES, adapters: dict[str, Path] | None = None, dtype=None,
@@ -250,13 +252,14 @@ class TaskModels:
 
         adapters = adapters or {task: adapter_dir(profile, task) for task in tasks}
         device = compute_device()
-        models, tokenizers, vocabularies = {}, {}, {}
+        models, tokenizers, vocabularies, stamps = {}, {}, {}, {}
         for source in profile.llm_sources():
             served = [task for task in profile.tasks_of(source) if task in adapters]
             if not served:
                 continue
             for task in served:
                 meta = read_adapter_meta(adapters[task])
+                stamps[task] = (meta.get("provenance") or {}).get("sha256")
                 if meta.get("base_model") != source.key:
                     raise OhloraError(
                         f"the {task} adapter in {adapters[task]} was trained on {meta.get('base_model')}, "
@@ -296,11 +299,20 @@ class TaskModels:
                 copies[task] = MergedTaskModel.merge(task, source, adapters[task], dtype, vocabularies[task], device,
                                                      int8=merged_int8, fp32_base=fp32_base)
             share_input_embeddings([copies[task].model for task in tasks_here])
-        return cls(profile, models, tokenizers, copies)
+        return cls(profile, models, tokenizers, copies, stamps)
 
     @property
     def tasks(self) -> list[str]:
         return list(self.models)
+
+    def signature(self, task: str) -> dict:
+        """What decides ``task``'s outputs besides the prompt and the seed: its adapter's provenance hash, the
+        base weights' dtype, the output rows (the study vocabulary or all) and whether a merged copy answers."""
+        model = self.merged[task].model if task in self.merged else self.models[task]
+        output = model.get_output_embeddings()
+        return {"profile": self.profile.name, "adapter": self.adapter_stamps.get(task),
+                "dtype": str(next(model.parameters()).dtype), "merged": task in self.merged,
+                "output_rows": int(output.weight.shape[0]) if output is not None else None}
 
     def distinct_models(self) -> int:
         return len({id(model) for model in self.models.values()})

@@ -24,8 +24,10 @@ from collections import Counter
 import pandas as pd
 
 from .data import is_refusal
+from .evaluation_cache import cached_frame
 from .formats import MEMORY_ITEM, parse_expression, parse_memory_item, split_context
 from .generation import TaskModels, answer_batch
+from .provenance import content_sha256
 from .tasks import TASKS
 from .timeinfo import wrong_weekday_mentions
 
@@ -85,25 +87,36 @@ def task_inputs(task: str, frame: pd.DataFrame) -> list[str]:
 
 
 def evaluate_tasks(llms: TaskModels, valid: pd.DataFrame, train: pd.DataFrame, seed: int = 0,
-                   tasks=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Generate every task's guarded answer for every valid row; return (per-answer rows, metric table)."""
+                   tasks=None, cache: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Generate every task's guarded answer for every valid row; return (per-answer rows, metric table).
+
+    ``cache``: reuse a task's answers generated before by the same adapter, rows, seed, model loading and
+    code (``evaluation_cache``); the table's ``answers_reused`` column says which were."""
     weekdays = [(parts.time_info.split()[1] if parts.time_info else None)
                 for parts in map(split_context, valid["input_data"])]
     rows, table = [], []
     for task in tasks or llms.tasks:
-        answers = answer_batch(llms, task, task_inputs(task, valid), weekday=weekdays, seed=seed)
-        gold = valid[task].fillna("").tolist()
-        task_rows = []
-        for answer, gold_text, weekday, line in zip(answers, gold, weekdays, valid.index):
-            first = answer.attempts[0] if answer.attempts else ""
-            task_rows.append({"task": task, "line": line, "gold": gold_text, "answer": answer.text or "",
-                              "first_try": first, "tries": answer.tries, "seconds": answer.seconds,
-                              "fell_back": answer.fell_back, "weekday": weekday})
-        rows += task_rows
-        frame = pd.DataFrame(task_rows)
+        prompts, gold = task_inputs(task, valid), valid[task].fillna("").tolist()
+
+        def generate() -> pd.DataFrame:
+            answers = answer_batch(llms, task, prompts, weekday=weekdays, seed=seed)
+            return pd.DataFrame([{"task": task, "line": line, "gold": gold_text, "answer": answer.text or "",
+                                  "first_try": answer.attempts[0] if answer.attempts else "", "tries": answer.tries,
+                                  "seconds": answer.seconds, "fell_back": answer.fell_back, "weekday": weekday}
+                                 for answer, gold_text, weekday, line in zip(answers, gold, weekdays, valid.index)])
+
+        if cache:
+            inputs = {"task": task, "models": llms.signature(task), "seed": seed,
+                      "rows": content_sha256([prompts, gold, weekdays, [str(i) for i in valid.index]])}
+            frame, reused = cached_frame(task, inputs, generate)
+            frame["weekday"] = frame["weekday"].astype(object).where(frame["weekday"].astype(str) != "", None)
+        else:
+            frame, reused = generate(), False
+        rows += frame.to_dict("records")
         metrics = {"task": task, "answers": len(frame), "tries_per_answer": frame["tries"].mean(),
                    "seconds_per_answer": frame["seconds"].mean(), "fallback_rate": frame["fell_back"].mean()}
         metrics.update(METRICS[task](frame, train))
+        metrics["answers_reused"] = reused
         table.append(metrics)
     return pd.DataFrame(rows), pd.DataFrame(table).set_index("task")
 
@@ -162,10 +175,11 @@ def _expression_metrics(frame: pd.DataFrame, train: pd.DataFrame) -> dict:
 
 
 def response_selection(llms: TaskModels, valid: pd.DataFrame, candidates: int = SELECTION_CANDIDATES,
-                       seed: int = 0) -> tuple[pd.DataFrame, dict]:
+                       seed: int = 0, cache: bool = False) -> tuple[pd.DataFrame, dict]:
     """Rank each row's gold reply among ``candidates − 1`` other rows' replies (drawn with ``seed``) by the
-    reply adapter's mean log-likelihood per token. Returns (per-row ranks, {top1, mrr, chance}); chance is
-    1 / candidates. Needs at least ``candidates`` valid rows."""
+    reply adapter's mean log-likelihood per token. Returns (per-row ranks, {top1, mrr, chance, reused});
+    chance is 1 / candidates. Needs at least ``candidates`` valid rows. ``cache``: reuse the ranks computed
+    before from the same adapter, rows, draw and code (``evaluation_cache``)."""
     import random
 
     spec = TASKS["output_message"]
@@ -179,14 +193,24 @@ def response_selection(llms: TaskModels, valid: pd.DataFrame, candidates: int = 
         groups.append(group)
         prompts += [spec.prompt(row)] * candidates
         completions += [spec.completion(records[i]) for i in group]
-    scores = llms.completion_log_likelihood("output_message", prompts, completions)
-    ranks = []
-    for number, group in enumerate(groups):
-        row_scores = scores[number * candidates:(number + 1) * candidates]
-        ranks.append(1 + sum(score > row_scores[0] for score in row_scores[1:]))
-    table = pd.DataFrame({"line": valid.index, "rank": ranks})
+
+    def rank() -> pd.DataFrame:
+        scores = llms.completion_log_likelihood("output_message", prompts, completions)
+        ranks = []
+        for number, group in enumerate(groups):
+            row_scores = scores[number * candidates:(number + 1) * candidates]
+            ranks.append(1 + sum(score > row_scores[0] for score in row_scores[1:]))
+        return pd.DataFrame({"line": valid.index, "rank": ranks})
+
+    if cache:
+        inputs = {"task": "response_selection", "models": llms.signature("output_message"),
+                  "pairs": content_sha256([prompts, completions])}
+        table, reused = cached_frame("response_selection", inputs, rank)
+    else:
+        table, reused = rank(), False
+    ranks = table["rank"].tolist()
     return table, {"top1": rate(r == 1 for r in ranks), "mrr": sum(1 / r for r in ranks) / len(ranks),
-                   "chance": 1 / candidates}
+                   "chance": 1 / candidates, "reused": reused}
 
 
 METRICS = {"output_message": _reply_metrics, "summary": _summary_metrics, "memory": _memory_metrics,

@@ -377,7 +377,7 @@ def test_a_running_chat_honours_a_lift_from_another_process(engine):
 # --- two layers: what a chat turn runs imports nothing from the study ---------------------------------------
 
 STUDY_MODULES = {"augment", "finetune", "llm_metrics", "memory_study", "ethics_study", "yardstick", "grading", "sweeps",
-                 "expression_labels",
+                 "expression_labels", "evaluation_cache",
                  "sbert_training", "provenance",
                  "eval_data", "plots", "notebook"}
 

@@ -1,6 +1,7 @@
 """Guarded inference: adapters side by side, stop at the marker, retry by the original's rules, fall back."""
 import json
 
+import pandas as pd
 import pytest
 import torch
 
@@ -160,6 +161,24 @@ def test_metrics_table_covers_every_task(llms, small_frame):
         assert column in table.columns
 
 
+def test_a_cached_evaluation_is_reused_with_the_same_metrics(llms, small_frame, tmp_path, monkeypatch):
+    monkeypatch.setenv("OHLORA_ARTIFACTS_DIR", str(tmp_path))
+    valid, train = small_frame[small_frame["data_type"] == "valid"].head(3), small_frame[small_frame["data_type"] == "train"]
+    rows, table = evaluate_tasks(llms, valid, train, seed=0, tasks=["output_message", "eyes_mouth_pose"], cache=True)
+    again_rows, again = evaluate_tasks(llms, valid, train, seed=0, tasks=["output_message", "eyes_mouth_pose"], cache=True)
+    assert not table["answers_reused"].any() and again["answers_reused"].all()
+    pd.testing.assert_frame_equal(again.drop(columns="answers_reused"), table.drop(columns="answers_reused"))
+    assert again_rows["answer"].tolist() == rows["answer"].tolist()
+    other_seed = evaluate_tasks(llms, valid, train, seed=1, tasks=["output_message"], cache=True)[1]
+    assert not other_seed["answers_reused"].any()
+
+
+def test_the_signature_names_the_adapter_and_how_the_model_was_loaded(llms):
+    signature = llms.signature("summary")
+    assert signature["adapter"] and len(signature["adapter"]) == 64
+    assert signature["dtype"] == "torch.float32" and signature["merged"] is False and signature["output_rows"] > 0
+
+
 def test_metric_helpers():
     assert character_f1("떡볶이 추천", "떡볶이 추천") == 1.0
     assert character_f1("abc", "xyz") == 0.0
@@ -303,6 +322,17 @@ def test_completion_log_likelihood_refuses_mismatched_or_unknown_input(llms):
         llms.completion_log_likelihood("nope", ["a"], ["b"])
 
 
+def test_response_selection_reuses_its_cached_ranks(llms, small_frame, tmp_path, monkeypatch):
+    from ohlora_utils.llm_metrics import response_selection
+
+    monkeypatch.setenv("OHLORA_ARTIFACTS_DIR", str(tmp_path))
+    valid = small_frame[small_frame["data_type"] == "valid"]
+    ranks, summary = response_selection(llms, valid, candidates=4, seed=0, cache=True)
+    again, summary_again = response_selection(llms, valid, candidates=4, seed=0, cache=True)
+    assert (summary["reused"], summary_again["reused"]) == (False, True)
+    assert again["rank"].tolist() == ranks["rank"].tolist() and summary_again["top1"] == summary["top1"]
+
+
 def test_response_selection_ranks_every_row_among_the_candidates(llms, small_frame):
     from ohlora_utils.llm_metrics import response_selection
 
@@ -311,6 +341,7 @@ def test_response_selection_ranks_every_row_among_the_candidates(llms, small_fra
     assert len(ranks) == len(valid) and ranks["rank"].between(1, 4).all()
     assert summary["chance"] == 0.25 and 0 <= summary["top1"] <= 1 and summary["mrr"] >= summary["top1"]
     assert response_selection(llms, valid, candidates=4, seed=0)[0].equals(ranks)   # seeded
+    assert not summary["reused"]
     with pytest.raises(ValueError, match="needs"):
         response_selection(llms, valid.head(2), candidates=4)
 
