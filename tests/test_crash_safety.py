@@ -32,7 +32,11 @@ def kill_after(process: subprocess.Popen, committed: int, extra_delay: float) ->
         assert process.stdout.readline().startswith("committed"), "the child stopped before it was killed"
     time.sleep(extra_delay)
     process.send_signal(signal.SIGKILL)
-    rest, _ = process.communicate(timeout=30)
+    # read through process.stdout, not communicate(): readline may already hold later lines in its buffer,
+    # and communicate() reads the pipe behind it, so those commits went uncounted (a flaky failure in CI)
+    rest = process.stdout.read()
+    process.wait(timeout=30)
+    process.stdin.close()
     assert process.returncode == -signal.SIGKILL
     return committed + sum(line.startswith("committed") for line in rest.splitlines())
 
