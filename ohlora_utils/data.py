@@ -33,6 +33,7 @@ FINE_TUNING_COLUMNS = ("data_type", "input_data", "output_message", "summary", "
                        "eyes_mouth_pose", "eyes", "mouth", "pose")
 ETHICS_COLUMNS = ("text", "category", "split")
 MEMORY_COLUMNS = ("key", "value", "message", "split")
+MEMORY_SPLITS = ("train", "valid", "test")   # valid: where the retrieval threshold is chosen
 ETHICS_CATEGORIES = ("사랑 고백/만남", "일반", "정치", "패드립")  # the classifier's four category names
 REFUSAL_WORDS = ("미안", "부담")     # a refusal reply contains one; the ethics rule reads this
 MAX_ERRORS_SHOWN = 15                # more problems than this are counted, not listed
@@ -189,7 +190,7 @@ def check_ethics_row(line: int, row: dict) -> list[Problem]:
 
 
 def check_memory_row(line: int, row: dict) -> list[Problem]:
-    problems = _required(line, row, MEMORY_COLUMNS) + _one_of(line, row, "split", ("train", "test"))
+    problems = _required(line, row, MEMORY_COLUMNS) + _one_of(line, row, "split", MEMORY_SPLITS)
     for name in ("key", "value"):
         if any(ch in row[name] for ch in "[]:"):
             problems.append(Problem(line, name, f"{row[name]!r} must not contain [, ] or :"))

@@ -123,6 +123,11 @@ class Fact:
     value: str
     match: tuple[str, ...]     # a saved or retrieved item is right when it contains one of these
 
+    @property
+    def item(self) -> str:
+        """The memory item a perfect memory would hold: ``[expected key: value]``."""
+        return f"[{self.keys[0]}: {self.value}]"
+
     def found_in(self, item: str | None) -> bool:
         """True when ``item`` (a ``[key: value]`` memory) holds one of the fact's words, spaces ignored."""
         if not item:

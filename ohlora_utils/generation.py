@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from .decoding import DEFAULT_DECODING, Decoding, RowDecoding, candidates
 from .devices import compute_device
 from .errors import OhloraError
 from .adapters import adapter_dir, read_adapter_meta
@@ -36,7 +37,6 @@ from .tasks import TASK_NAMES, TASKS, all_markers
 from .timeinfo import wrong_weekday_mentions
 
 MAX_TRIES = 5               # the original's limit before falling back
-TOP_K = 50                  # transformers' default top-k for sampling: the merged loop samples the same way
 STOP_LOOKBACK = 24          # tokens decoded per step to look for the end marker
 RETRY_TEMPERATURE_STEP = 0.1
 GENERATION_BATCH = 16       # prompts generated together
@@ -60,16 +60,6 @@ class EndMarkerStop:
         tails = self.tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
         markers = [self.markers] * len(tails) if isinstance(self.markers, str) else self.markers
         return torch.tensor([marker in tail for marker, tail in zip(markers, tails)], device=input_ids.device)
-
-
-class RowTemperature:
-    """Logits processor dividing each row by its own temperature (rows of different tasks in one batch)."""
-
-    def __init__(self, temperatures: list[float]):
-        self.temperatures = torch.tensor(temperatures).unsqueeze(1)
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        return scores / self.temperatures.to(device=scores.device, dtype=scores.dtype)
 
 
 @dataclass
@@ -151,10 +141,10 @@ class MergedTaskModel:
     (two extra small matmuls and their bookkeeping in each of 126 adapted linears) and for transformers'
     generic sampling machinery over a full-size logits row. Here the merge is done once, in fp32 (so the
     small LoRA delta is added before the weights are rounded to ``dtype``), and the loop is the plain
-    one: backbone step with a KV cache, output rows of the study vocabulary, temperature, the top 50,
-    one multinomial draw, and a stop check that decodes only the last few tokens. It samples from the same
-    distribution as ``generate`` with the same adapter (temperature, then transformers' default top-k of
-    50), not the same draws. Costs the memory of one more copy of the base (about 0.5 GB in bf16 for
+    one: backbone step with a KV cache, output rows of the study vocabulary, the decoding filters
+    (``decoding.candidates``), one multinomial draw, and a stop check that decodes only the last few tokens.
+    It samples from the same distribution as ``generate`` with the same adapter and decoding, not the same
+    draws. Costs the memory of one more copy of the base (about 0.5 GB in bf16 for
     gemma-3-270m). ``benchmarks/turn_latency.py`` measures the tokens per second of both paths.
     """
 
@@ -200,23 +190,25 @@ class MergedTaskModel:
         return cls(task, merged, tokenizer)
 
     def generate(self, prompt: str, temperature: float, seed: int | None = None,
-                 max_new_tokens: int | None = None) -> Generation:
-        """Sample one completion of ``prompt`` at ``temperature``, stopping at the task's end marker."""
+                 max_new_tokens: int | None = None, decoding: Decoding = DEFAULT_DECODING) -> Generation:
+        """Sample one completion of ``prompt`` at ``temperature`` with ``decoding``, stopping at the task's end marker."""
         from transformers import DynamicCache
 
         marker = TASKS[self.task].end_marker
         if seed is not None:
             torch.manual_seed(seed)
         step = self.tokenizer(prompt, return_tensors="pt")["input_ids"].to(self.model.device)
-        decoder, cache, tokens = self.model.get_decoder(), DynamicCache(config=self.model.config), []
+        decoder, cache, tokens, rows = self.model.get_decoder(), DynamicCache(config=self.model.config), [], []
         with torch.inference_mode():
             for _ in range(max_new_tokens or TASKS[self.task].max_new_tokens):
                 hidden = decoder(input_ids=step, past_key_values=cache, use_cache=True).last_hidden_state[:, -1]
                 logits = torch.nn.functional.linear(hidden, self.output_weight, self.output_bias).float()
                 if self.softcap:
                     logits = torch.tanh(logits / self.softcap) * self.softcap
-                top = torch.topk(logits[0] / temperature, min(TOP_K, logits.shape[-1]))
-                row = top.indices[torch.multinomial(torch.softmax(top.values, -1), 1)]
+                values, columns = candidates(logits[0], temperature, decoding,
+                                             torch.tensor(rows, dtype=torch.long, device=logits.device))
+                row = int(columns[torch.multinomial(torch.softmax(values, -1), 1)])
+                rows.append(row)
                 token = int(self.token_ids[row] if self.token_ids is not None else row)
                 if token in self.stop_ids:
                     break
@@ -236,6 +228,8 @@ class TaskModels:
         self.profile, self.models, self.tokenizers = profile, models, tokenizers
         self.merged: dict[str, MergedTaskModel] = merged or {}   # task → its merged copy (single rows go there)
         self.adapter_stamps: dict[str, str | None] = adapter_stamps or {}   # task → its adapter's provenance hash
+        # how each task draws its tokens (the task's own; the decoding study sets others here)
+        self.decodings: dict[str, Decoding] = {task: spec.decoding for task, spec in TASKS.items()}
 
     @classmethod
     def load(cls, profile: Profile, tasks=TASK_NAMES, adapters: dict[str, Path] | None = None, dtype=None,
@@ -394,7 +388,7 @@ class TaskModels:
             # every row's task has its merged copy: one row after another on its copy's short loop beats one
             # batch over the shared base for the few rows of a chat turn (benchmarks/turn_latency.py)
             return [self.merged[task].generate(prompt, temperature, None if seed is None else seed + index,
-                                               max_new_tokens)
+                                               max_new_tokens, self.decodings.get(task, DEFAULT_DECODING))
                     for index, (task, prompt, temperature) in enumerate(rows)]
         model, tokenizer = self.models[tasks[0]], self.tokenizers[tasks[0]]
         markers = [TASKS[task].end_marker for task in tasks]
@@ -411,8 +405,9 @@ class TaskModels:
         temperatures = [temperature for _, _, temperature in rows]
         with torch.inference_mode():
             output = model.generate(
-                **encoded, **adapter_kwargs, do_sample=True, temperature=1.0,
-                logits_processor=[RowTemperature(temperatures)],
+                **encoded, **adapter_kwargs, do_sample=True, temperature=1.0, top_k=0,   # RowDecoding does it all
+                logits_processor=[RowDecoding(temperatures, [self.decodings.get(t, DEFAULT_DECODING) for t in tasks],
+                                              length)],
                 max_new_tokens=max_new_tokens or max(TASKS[task].max_new_tokens for task in tasks),
                 pad_token_id=tokenizer.pad_token_id, stopping_criteria=[EndMarkerStop(tokenizer, markers, length)],
             )
@@ -462,16 +457,18 @@ def answer_batch(models: TaskModels, task: str, prompts: list[str], weekday: str
 
 
 def answer_requests(models: TaskModels, requests: list[tuple[str, str, str | None]], seed: int = 0,
-                    max_tries: int = MAX_TRIES) -> list[Answer]:
+                    max_tries: int = MAX_TRIES, temperatures: dict[str, float] | None = None) -> list[Answer]:
     """Guarded answers for ``(task, prompt, weekday)`` rows, tasks mixed: each row is retried at its
-    temperature + 0.1 per retry until valid or ``max_tries``, then gets its task's fallback."""
+    temperature + 0.1 per retry until valid or ``max_tries``, then gets its task's fallback.
+    ``temperatures``: a first-try temperature per task other than the task's own (the decoding study)."""
+    first_temperature = {task: spec.temperature for task, spec in TASKS.items()} | (temperatures or {})
     answers = [Answer(task, None, 0, 0.0, False) for task, _, _ in requests]
     pending = list(range(len(requests)))
     for attempt in range(max_tries):
         if not pending:
             break
         started = time.perf_counter()
-        batch = [(requests[i][0], requests[i][1], TASKS[requests[i][0]].temperature + RETRY_TEMPERATURE_STEP * attempt)
+        batch = [(requests[i][0], requests[i][1], first_temperature[requests[i][0]] + RETRY_TEMPERATURE_STEP * attempt)
                  for i in pending]
         generations = models.generate_mixed(batch, seed=seed + 7919 * attempt)
         share = (time.perf_counter() - started) / len(pending)  # batch time split evenly among its rows

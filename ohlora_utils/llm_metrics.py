@@ -109,7 +109,6 @@ def evaluate_tasks(llms: TaskModels, valid: pd.DataFrame, train: pd.DataFrame, s
             inputs = {"task": task, "models": llms.signature(task), "seed": seed,
                       "rows": content_sha256([prompts, gold, weekdays, [str(i) for i in valid.index]])}
             frame, reused = cached_frame(task, inputs, generate)
-            frame["weekday"] = frame["weekday"].astype(object).where(frame["weekday"].astype(str) != "", None)
         else:
             frame, reused = generate(), False
         rows += frame.to_dict("records")

@@ -3,18 +3,22 @@
 Usage::
 
     labels = key_labels(key_cosines(base_model, profile, lines["key"]))
-    history, steps = train_memory_sbert(model, *split_pairs(build_pairs(train_lines, labels)), config, profile, out)
+    history, steps = train_memory_sbert(model, train_lines, valid_lines, labels, config, profile, out)
     choice = choose_threshold(similarity_matrix(model, meta, messages, memories), keys)   # → save_threshold(out, choice)
 
 Command line: ``python -m ohlora_utils.memory_study --profile embedded --preset default`` trains, evaluates,
 chooses the threshold and saves everything to ``artifacts_dir()/sbert_memory`` (what notebook 03 does).
 
-Pairs: every ordered pair (i, j) of train lines gives (memory of i, message of j), labelled 1.0 when the
-keys are equal, else max(2.6·x − 1.6, 0) where x is the *untrained* base model's cosine of the two key
-strings: related keys (오늘 일정 / 내일 일정) keep some similarity, unrelated ones little or none.
+Pairs: a pair (line i, line j) is (memory of i, message of j), labelled 1.0 when the keys are equal, else
+max(2.6·x − 1.6, 0) where x is the *untrained* base model's cosine of the two key strings: related keys
+(오늘 일정 / 내일 일정) keep some similarity, unrelated ones little or none. The original trained on every
+ordered pair of lines, one pair per encoded (memory, message); with 480 lines that is 230,400 pairs an
+epoch. The CPU presets learn the same pairs in batches of lines (``SbertTrainConfig.in_batch``): a step
+encodes 16 lines once and scores all 16 × 16 pairs among them (``sbert_training.train_cosine_in_batch``).
 
-Threshold: chosen from the test split (``threshold_sweep``) and written to ``threshold.json`` next to the
-model, where the chat-time retriever (``memory.load_retriever``) reads it.
+Splits: train lines give the training pairs, valid lines the validation pairs and the threshold
+(``threshold_sweep`` on their similarity matrix), test lines the reported figures. ``asked_turns`` and
+``asked_retrieval`` measure the retriever on the yardstick's "do you remember …?" turns.
 """
 from __future__ import annotations
 
@@ -28,28 +32,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .data import MEMORY_SPLITS
 from .errors import OhloraError, exit_on_user_error
 from .memory import ORIGINAL_THRESHOLD, THRESHOLD_FILE, default_model_dir, similarity_matrix
 from .presets import get_preset
 from .profiles import Profile, get_profile
 from .sbert import embed
-from .sbert_training import SbertTrainConfig, pair_metrics, pairs_frame, train_cosine_pairs
+from .sbert_training import SbertTrainConfig, pair_metrics, pairs_frame, train_cosine_in_batch, train_cosine_pairs
 from .storage import atomic_write_text
 from .sweeps import Mark, confusion_point, f_beta, precision_recall_panels, sweep as sweep_thresholds
 
 STEP_LOG = "step_losses.csv"         # every training step's loss, next to the model
-VALID_SHARE = 0.1                    # docs/memory.md: 90/10 split of the train pairs
 ORIGINAL_TEST_METRICS = {"mse": 0.0355, "mae": 0.128, "pearson": 0.745}  # original, 1,600 test pairs
 ORIGINAL_TOP1 = (20, 40)             # original: right memory on top for 20 of 40 test messages
 THRESHOLD_GRID = np.round(np.arange(0.0, 1.0001, 0.01), 2)  # thresholds the sweep tries
 THRESHOLD_BETA = 0.5                 # F-beta < 1: a wrong memory in the prompt hurts more than a missed one
 
-# What each preset means for the memory model. e5-small, batch 16, frozen word embeddings: about 0.57 s a
-# step on 2 CPU cores; an epoch of the 10,498 train pairs is 657 steps. A higher learning rate than the
-# original's makes up for training less than one epoch instead of ten.
+# What each preset means for the memory model. e5-small, frozen word embeddings, a step of 16 lines (256 pairs)
+# about 0.7 s on 2 CPU cores; an epoch of the 480 train lines is 30 steps. The original's recipe (every pair
+# one by one, 10 epochs at 2e-5) would take hours on a CPU: it stays the paper preset, for a GPU.
 PRESETS: dict[str, SbertTrainConfig] = {
-    "quick": SbertTrainConfig(epochs=1, max_steps=30, learning_rate=1e-4),     # a few dozen steps (make test)
-    "default": SbertTrainConfig(epochs=1, max_steps=550, learning_rate=1e-4),  # make reproduce: ~6 min notebook
+    "quick": SbertTrainConfig(epochs=1, max_steps=30, learning_rate=1e-4, in_batch=True),  # make test
+    "default": SbertTrainConfig(epochs=10, learning_rate=1e-4, in_batch=True),            # make reproduce
     "paper": SbertTrainConfig(epochs=10, batch_size=16, learning_rate=2e-5),   # the original
 }
 
@@ -111,11 +115,9 @@ def build_pairs(lines: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def split_pairs(pairs: pd.DataFrame, valid_share: float = VALID_SHARE, seed: int = 42):
-    """``(train, valid)``: a seeded random ``valid_share`` of the pairs is held out for validation."""
-    order = np.random.default_rng(seed).permutation(len(pairs))
-    n_valid = max(1, round(len(pairs) * valid_share))
-    return pairs.iloc[order[n_valid:]].reset_index(drop=True), pairs.iloc[order[:n_valid]].reset_index(drop=True)
+def split_lines(lines: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The memory set's lines by split: ``{"train": …, "valid": …, "test": …}``."""
+    return {name: lines[lines["split"] == name] for name in MEMORY_SPLITS}
 
 
 def as_training_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -123,9 +125,11 @@ def as_training_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
     return pairs_frame(pairs["message"].tolist(), pairs["memory"].tolist(), pairs["label"].tolist())
 
 
-def train_memory_sbert(model, train: pd.DataFrame, valid: pd.DataFrame, config: SbertTrainConfig,
-                       profile: Profile, out_dir: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Fine-tune ``model`` in place on the pairs, save it to ``out_dir`` (default: artifacts).
+def train_memory_sbert(model, train_lines: pd.DataFrame, valid_lines: pd.DataFrame, labels: pd.DataFrame,
+                       config: SbertTrainConfig, profile: Profile,
+                       out_dir: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fine-tune ``model`` in place on the pairs of the train lines, validate on those of the valid lines
+    (``key_labels``), save it to ``out_dir`` (default: artifacts).
 
     Returns the epoch log (train/valid loss, valid Pearson) and every step's train loss (the loss curve).
     """
@@ -133,9 +137,15 @@ def train_memory_sbert(model, train: pd.DataFrame, valid: pd.DataFrame, config: 
         raise OhloraError("group_by_text is for the ethics classifier (every prompt against the same category names); "
                           "memory pairs differ line by line", fix="use a memory preset (memory_study.PRESETS)")
     out_dir = Path(out_dir or default_model_dir())
+    meta = {"task": "memory", "train_lines": len(train_lines)}
     with _recording_step_losses() as losses:
-        history = train_cosine_pairs(model, as_training_pairs(train), as_training_pairs(valid), config, profile,
-                                     out_dir, {"task": "memory", "valid_share": VALID_SHARE, "train_pairs": len(train)})
+        if config.in_batch:
+            history = train_cosine_in_batch(model, _as_lines(train_lines, labels), _as_lines(valid_lines, labels),
+                                            labels.to_numpy(), config, profile, out_dir, meta)
+        else:
+            history = train_cosine_pairs(model, as_training_pairs(build_pairs(train_lines, labels)),
+                                         as_training_pairs(build_pairs(valid_lines, labels)), config, profile,
+                                         out_dir, meta)
     if not losses and (out_dir / STEP_LOG).is_file():  # reused: nothing trained, the stored curve stands
         return history, pd.read_csv(out_dir / STEP_LOG)
     steps = pd.DataFrame({"step": np.arange(1, len(losses) + 1), "train_loss": losses})
@@ -143,30 +153,48 @@ def train_memory_sbert(model, train: pd.DataFrame, valid: pd.DataFrame, config: 
     return history, steps
 
 
+def _as_lines(lines: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """The in-batch trainer's lines: a = message (query), b = memory (passage), group = the key's row of ``labels``."""
+    groups = labels.index.get_indexer(lines["key"])
+    if (groups < 0).any():
+        raise OhloraError(f"no label for keys {sorted(set(lines['key'][groups < 0]))}",
+                          fix="compute key_cosines over the keys of every split")
+    return pd.DataFrame({"a": lines["message"].tolist(), "b": lines["memory"].tolist(), "group": groups})
+
+
 @contextmanager
 def _recording_step_losses():
     """Collect every training step's loss: the shared trainer logs once per epoch, too coarse for a curve.
 
-    A stop-gap that wraps the loss class the trainer builds; it changes nothing the trainer computes.
+    A stop-gap that wraps the pair-loss classes the trainer builds; it changes nothing they compute.
     """
     import torch
     from sentence_transformers.sentence_transformer import losses
 
+    from . import sbert_training
+
     recorded: list[float] = []
-    stock = losses.CosineSimilarityLoss
+    modules = {"CosineSimilarityLoss": losses, "CoSENTLoss": losses, "CosineInBatchLoss": sbert_training}
+    stock = {name: getattr(module, name) for name, module in modules.items()}
 
-    class CosineSimilarityLoss(stock):  # same name: the saved model card names the loss
-        def forward(self, *args, **kwargs):
-            loss = super().forward(*args, **kwargs)
-            if torch.is_grad_enabled():  # training steps only, not the evaluation's loss
-                recorded.append(float(loss.detach()))
-            return loss
+    def recording(base):
+        class Recording(base):
+            def forward(self, *args, **kwargs):
+                loss = super().forward(*args, **kwargs)
+                if torch.is_grad_enabled():  # training steps only, not the evaluation's loss
+                    recorded.append(float(loss.detach()))
+                return loss
 
-    losses.CosineSimilarityLoss = CosineSimilarityLoss
+        Recording.__name__ = Recording.__qualname__ = base.__name__  # the saved model card names the loss
+        return Recording
+
+    for name, base in stock.items():
+        setattr(modules[name], name, recording(base))
     try:
         yield recorded
     finally:
-        losses.CosineSimilarityLoss = stock
+        for name, base in stock.items():
+            setattr(modules[name], name, base)
 
 
 # --- evaluation ------------------------------------------------------------------------------------
@@ -232,12 +260,15 @@ def threshold_sweep(similarity: np.ndarray, keys, grid=THRESHOLD_GRID) -> pd.Dat
     return frame
 
 
-def choose_threshold(similarity: np.ndarray, keys, setting: str = "auto") -> dict:
-    """``"auto"``: the sweep's best F-beta (the higher threshold on ties); else the float in ``setting``."""
+def choose_threshold(similarity: np.ndarray, keys, setting: str = "auto", split: str = "valid",
+                     test: tuple[np.ndarray, object] | None = None) -> dict:
+    """``"auto"``: the best F-beta of the sweep over ``similarity`` (the ``split`` lines; the higher threshold
+    on ties); else the float in ``setting``. ``test=(similarity, keys)`` of the test lines adds the chosen
+    threshold's precision and recall there (``test_precision``, ``test_recall``)."""
     if str(setting).strip().lower() == "auto":
         sweep = threshold_sweep(similarity, keys)
         best = sweep.loc[sweep["f_beta"] == sweep["f_beta"].max()].iloc[-1]
-        threshold, how = float(best["threshold"]), f"max F{THRESHOLD_BETA:g} over the test split's sweep"
+        threshold, how = float(best["threshold"]), f"max F{THRESHOLD_BETA:g} over the {split} split's sweep"
     else:
         try:
             threshold = float(setting)
@@ -247,8 +278,49 @@ def choose_threshold(similarity: np.ndarray, keys, setting: str = "auto") -> dic
             raise OhloraError(f"threshold {setting!r} is not finite", fix='use "auto" or a number like "0.8"')
         how = "given by the user"
     point = sweep_point(similarity, keys, threshold)
-    return {"threshold": threshold, "how": how, "precision": point.precision, "recall": point.recall,
-            "retrieved": point.retrieved, "correct": point.correct, "pairs": len(keys) ** 2}
+    choice = {"threshold": threshold, "how": how, "split": split, "precision": point.precision,
+              "recall": point.recall, "retrieved": point.retrieved, "correct": point.correct, "pairs": len(keys) ** 2}
+    if test is not None:
+        on_test = sweep_point(*test, threshold)
+        choice |= {"test_precision": on_test.precision, "test_recall": on_test.recall}
+    return choice
+
+
+# --- the yardstick's "do you remember …?" turns ------------------------------------------------------
+
+def asked_turns(conversations) -> pd.DataFrame:
+    """Each scripted turn that asks for an earlier fact (``eval_data.load_conversations``): the question, the
+    items a perfect memory would hold by then (every fact stated before it) and the item it asks for.
+
+    The same turns and items as the yardstick's "retriever alone, right memories stored"."""
+    rows = []
+    for conversation in conversations:
+        for index, turn in enumerate(conversation.turns):
+            if turn.recall is None:
+                continue
+            stated = [t.save for t in conversation.turns[:index + 1] if t.save is not None and t.save is not turn.save]
+            rows.append({"conversation": conversation.id, "turn": index, "question": turn.user,
+                         "items": [fact.item for fact in stated],
+                         "expected": conversation.turns[turn.recall].save.item})
+    return pd.DataFrame(rows, columns=["conversation", "turn", "question", "items", "expected"])
+
+
+def asked_retrieval(retriever, asked: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
+    """``asked`` with the retriever's best item and score for each question: ``first`` (the asked item scores
+    highest), ``brought_back`` (and reaches the threshold: what the chat would put in her prompt)."""
+    from .ethics import clean_text  # the chat retrieves on the user's words without markers
+
+    threshold = retriever.threshold if threshold is None else threshold
+    best, scores = [], []
+    for question, items in zip(asked["question"], asked["items"]):
+        item_scores = retriever.scores(clean_text(question), items)
+        top = int(np.argmax(item_scores))
+        best.append(items[top])
+        scores.append(item_scores[top])
+    table = asked.assign(best=best, score=np.round(scores, 4))
+    table["first"] = table["best"] == table["expected"]
+    table["brought_back"] = table["first"] & (table["score"] >= threshold)
+    return table
 
 
 def save_threshold(model_dir: Path, choice: dict) -> Path:
@@ -328,19 +400,20 @@ def run(profile: Profile, config: SbertTrainConfig, threshold: str = "auto", out
     from .models import load_sbert_base, provision
 
     provision(profile)
-    lines = load_memory()
-    train_lines, test_lines = lines[lines["split"] == "train"], lines[lines["split"] == "test"]
+    every_line = load_memory()
+    lines = split_lines(every_line)
     model = load_sbert_base(profile)
-    labels = key_labels(key_cosines(model, profile, lines["key"]))
-    train, valid = split_pairs(build_pairs(train_lines, labels), seed=config.seed)
-    test = build_pairs(test_lines, labels)
+    labels = key_labels(key_cosines(model, profile, every_line["key"]))
     out_dir = Path(out_dir or default_model_dir())
-    history, steps = train_memory_sbert(model, train, valid, config, profile, out_dir)
-    similarity = similarity_matrix(model, prefixes(profile), test_lines["message"], test_lines["memory"])
-    choice = choose_threshold(similarity, test_lines["key"], threshold)
+    history, steps = train_memory_sbert(model, lines["train"], lines["valid"], labels, config, profile, out_dir)
+    similarity = {name: similarity_matrix(model, prefixes(profile), part["message"], part["memory"])
+                  for name, part in lines.items() if name != "train"}
+    choice = choose_threshold(similarity["valid"], lines["valid"]["key"], threshold,
+                              test=(similarity["test"], lines["test"]["key"]))
     save_threshold(out_dir, choice)
-    return {"history": history, "steps": steps, "test": evaluate_pairs(similarity, test, test_lines),
-            "top1": top1_retrieval(similarity, test_lines["key"]), "threshold": choice}
+    test = build_pairs(lines["test"], labels)
+    return {"history": history, "steps": steps, "test": evaluate_pairs(similarity["test"], test, lines["test"]),
+            "top1": top1_retrieval(similarity["test"], lines["test"]["key"]), "threshold": choice}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -348,7 +421,7 @@ def main(argv: list[str] | None = None) -> None:
                                      description="Train the memory S-BERT, choose its threshold, save both.")
     parser.add_argument("--profile", default=None, help="embedded | paper | tiny (default: $OHLORA_PROFILE)")
     parser.add_argument("--preset", default="", help="quick | default | paper (default: $OHLORA_PRESET)")
-    parser.add_argument("--threshold", default="auto", help='"auto" (chosen from the test split) or a number')
+    parser.add_argument("--threshold", default="auto", help='"auto" (chosen on the valid split) or a number')
     args = parser.parse_args(argv)
     with exit_on_user_error(parser.prog):
         result = run(get_profile(args.profile), train_config(args.preset), args.threshold)

@@ -5,6 +5,7 @@ Usage::
     model = load_sbert_base(profile)
     history = train_cosine_pairs(model, train_pairs, valid_pairs, SbertTrainConfig(epochs=2), profile, out_dir)
     history = train_cosine_to_names(model, train_texts, train_labels, valid_texts, valid_labels, names, ...)
+    history = train_cosine_in_batch(model, train_lines, valid_lines, group_labels, config, profile, out_dir)
     model, meta = load_trained_sbert(out_dir)        # chat time: ohlora_utils.sbert
 
 Training is CosineSimilarityLoss through ``SentenceTransformerTrainer`` (the legacy ``fit`` leaves a stray
@@ -12,6 +13,10 @@ Training is CosineSimilarityLoss through ``SentenceTransformerTrainer`` (the leg
 ``train_cosine_to_names`` learns the same pairs when every text is paired with the same few names (the
 ethics categories): each text is encoded once per step against all names instead of once per pair, so a
 step costs about a quarter as much with four names.
+``train_cosine_in_batch`` learns every pair (a_i, b_j) of a set of lines whose label depends only on the
+lines' groups (memory: the keys): a step encodes a batch of lines once and learns all pairs among them.
+``SbertTrainConfig.loss = "cosent"`` swaps the squared error for the CoSENT ranking loss (tried for memory,
+not used by a preset).
 The saved folder holds the model, ``ohlora-sbert.json`` (prefixes, config, provenance stamp), the epoch log
 and a manifest. A folder trained from the same pairs, settings, base model and code is reused, not retrained.
 """
@@ -50,6 +55,8 @@ class SbertTrainConfig:
     bf16: bool = False                   # bf16 autocast where the CPU has it natively (ethics: 1.6× faster steps)
     seed: int = 42                       # data order and initialisation
     group_by_text: bool = False          # ethics: a step is batch_size prompts × all names, not batch_size pairs
+    loss: str = "cosine"                 # "cosine": MSE of cos to the label (original); "cosent": order pairs by label
+    in_batch: bool = False               # memory: a step is batch_size lines and all batch_size² pairs among them
 
 
 def pairs_frame(a: list[str], b: list[str], label: list[float]) -> pd.DataFrame:
@@ -84,8 +91,11 @@ def train_cosine_pairs(model, train_pairs: pd.DataFrame, valid_pairs: pd.DataFra
     from sentence_transformers import losses
 
     _require_rows(train_pairs, valid_pairs)
+    pair_losses = {"cosine": lambda: losses.CosineSimilarityLoss(model), "cosent": lambda: losses.CoSENTLoss(model)}
+    if config.loss not in pair_losses:
+        raise OhloraError(f"unknown pair loss {config.loss!r}", fix=f"use one of {', '.join(pair_losses)}")
     return _fit_and_save(model, _dataset(train_pairs, profile), _dataset(valid_pairs, profile), valid_pairs,
-                         lambda: losses.CosineSimilarityLoss(model), config, profile, Path(out_dir),
+                         pair_losses[config.loss], config, profile, Path(out_dir),
                          {"pairs_sha256": content_sha256([_pair_rows(train_pairs), _pair_rows(valid_pairs)])},
                          extra_meta)
 
@@ -97,6 +107,9 @@ def train_cosine_to_names(model, train_texts: list[str], train_labels: np.ndarra
     ``labels[i, j]`` the target cosine of text ``i`` with ``names[j]`` — the same mean squared error, but a
     batch is ``batch_size`` texts each scored against all names (one encoding per text, not one per pair).
     Validation loss and Pearson correlation are over the same pairs as ``train_cosine_pairs`` would see."""
+    if config.loss != "cosine":
+        raise OhloraError(f"grouped training has one loss (cosine to each name), not {config.loss!r}",
+                          fix='use loss="cosine" with group_by_text')
     train_labels = np.asarray(train_labels, dtype=np.float32)
     valid_labels = np.asarray(valid_labels, dtype=np.float32)
     for texts, labels, split in ((train_texts, train_labels, "train"), (valid_texts, valid_labels, "valid")):
@@ -109,23 +122,96 @@ def train_cosine_to_names(model, train_texts: list[str], train_labels: np.ndarra
                          _grouped_dataset(valid_texts, valid_labels, profile), valid_pairs,
                          lambda: CosineToNamesLoss(model, with_prefix(names, profile.passage_prefix)), config,
                          profile, Path(out_dir),
-                         {"pairs_sha256": content_sha256([_pair_rows(_as_pairs(train_texts, train_labels, names)),
-                                                          _pair_rows(valid_pairs)]), "grouped_by": "text"},
+                         {"pairs_sha256": content_sha256([list(train_texts), np.round(train_labels, 6).tolist(),
+                                                          list(names), _pair_rows(valid_pairs)]),
+                          "grouped_by": "text"},
                          extra_meta)
+
+
+def train_cosine_in_batch(model, train: pd.DataFrame, valid: pd.DataFrame, group_labels: np.ndarray,
+                          config: SbertTrainConfig, profile: Profile, out_dir: Path,
+                          extra_meta: dict | None = None) -> pd.DataFrame:
+    """Like ``train_cosine_pairs`` on every pair (a_i, b_j) of the lines ``train`` (columns a, b, group), labelled
+    ``group_labels[group_i, group_j]`` — but a step encodes ``batch_size`` lines once and learns all
+    ``batch_size²`` pairs among them (its own b on the diagonal), instead of one pair per encoded line pair.
+    Validation loss is over the valid lines batched the same way; validation Pearson over all their pairs."""
+    group_labels = np.asarray(group_labels, dtype=np.float32)
+    for name, lines in (("train", train), ("valid", valid)):
+        bad = ~lines["group"].between(0, len(group_labels) - 1) if len(lines) else pd.Series(dtype=bool)
+        if bad.any():
+            raise OhloraError(f"{name}: group {lines.loc[bad, 'group'].iloc[0]} outside the {len(group_labels)} groups "
+                              f"of the label matrix", fix="number the groups 0 … n-1, one row and column each")
+    _require_rows(train, valid)
+    valid_pairs = all_pairs(valid, group_labels)
+    return _fit_and_save(model, _lines_dataset(train, profile), _lines_dataset(valid, profile), valid_pairs,
+                         lambda: CosineInBatchLoss(model, group_labels, config.loss), config, profile, Path(out_dir),
+                         {"lines_sha256": content_sha256([train["a"].tolist(), train["b"].tolist(),
+                                                          train["group"].tolist(), valid["a"].tolist(),
+                                                          valid["b"].tolist(), valid["group"].tolist(),
+                                                          np.round(group_labels, 6).tolist()]),
+                          "grouped_by": "batch"}, extra_meta)
+
+
+def all_pairs(lines: pd.DataFrame, group_labels: np.ndarray) -> pd.DataFrame:
+    """Every pair (a_i, b_j) of ``lines`` as an (a, b, label) frame."""
+    i, j = np.meshgrid(np.arange(len(lines)), np.arange(len(lines)), indexing="ij")
+    groups = lines["group"].to_numpy()
+    return pairs_frame(lines["a"].to_numpy()[i.ravel()].tolist(), lines["b"].to_numpy()[j.ravel()].tolist(),
+                       np.asarray(group_labels)[groups[i.ravel()], groups[j.ravel()]])
+
+
+def _lines_dataset(lines: pd.DataFrame, profile: Profile):
+    from datasets import Dataset
+
+    return Dataset.from_dict({"sentence1": with_prefix(lines["a"], profile.query_prefix),
+                              "sentence2": with_prefix(lines["b"], profile.passage_prefix),
+                              "label": lines["group"].astype(int).tolist()})
+
+
+class CosineInBatchLoss(torch.nn.Module):
+    """For every i, j of the batch, cos(a_i, b_j) against the label ``group_labels[group_i, group_j]`` (the
+    batch's labels are the lines' group numbers): ``"cosine"``, their mean squared error; ``"cosent"``, the
+    CoSENT ranking loss, which asks only that a pair with a higher label get the higher cosine."""
+
+    COSENT_SCALE = 20.0   # sentence-transformers' default: how sharply a wrongly ordered pair is penalised
+
+    def __init__(self, model, group_labels: np.ndarray, loss: str = "cosine"):
+        super().__init__()
+        if loss not in ("cosine", "cosent"):
+            raise OhloraError(f"unknown pair loss {loss!r}", fix="use cosine or cosent")
+        self.model, self.loss = model, loss
+        self.group_labels = torch.as_tensor(np.asarray(group_labels), dtype=torch.float32)
+
+    def forward(self, sentence_features, labels):
+        a = self.model(sentence_features[0])["sentence_embedding"]
+        b = self.model(sentence_features[1])["sentence_embedding"]
+        cosines = functional.cosine_similarity(a[:, None, :], b[None, :, :], dim=-1)
+        groups = labels.long().to(self.group_labels.device)
+        targets = self.group_labels[groups[:, None], groups[None, :]].to(cosines.device)
+        if self.loss == "cosine":
+            return functional.mse_loss(cosines.float(), targets)
+        scores, targets = cosines.float().reshape(-1) * self.COSENT_SCALE, targets.reshape(-1)
+        wrong_order = scores[:, None] - scores[None, :]          # s_p − s_q, penalised where label_p < label_q
+        wrong_order = wrong_order - (targets[:, None] >= targets[None, :]).float() * 1e12
+        return torch.logsumexp(torch.cat([wrong_order.new_zeros(1), wrong_order.reshape(-1)]), dim=0)
 
 
 class CosineToNamesLoss(torch.nn.Module):
     """Mean squared error between cos(text, name) and its label, for every text of the batch and every name
-    (``prefixed_names``: the names as the model reads them); the names are encoded once per step."""
+    (``prefixed_names``: the names as the model reads them); the names are tokenized once and encoded once
+    per step (their embeddings change as the model learns)."""
 
     def __init__(self, model, prefixed_names: list[str]):
         super().__init__()
         self.model, self.names = model, list(prefixed_names)
+        self._tokens: dict[torch.device, dict] = {}   # the names' tokens on each device they were needed
 
     def forward(self, sentence_features, labels):
         texts = self.model(sentence_features[0])["sentence_embedding"]
-        names = self.model({key: value.to(texts.device) if isinstance(value, torch.Tensor) else value
-                            for key, value in self.model.tokenize(self.names).items()})
+        if texts.device not in self._tokens:
+            self._tokens[texts.device] = {key: value.to(texts.device) if isinstance(value, torch.Tensor) else value
+                                          for key, value in self.model.tokenize(self.names).items()}
+        names = self.model(dict(self._tokens[texts.device]))
         cosines = functional.cosine_similarity(texts[:, None, :], names["sentence_embedding"][None, :, :], dim=-1)
         return functional.mse_loss(cosines.float(), labels.float())
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+from .decoding import DEFAULT_DECODING, Decoding
+
 ANSWER_HEADER = "### 답변:"  # every prompt ends with this; the completion follows after a space
 
 
@@ -25,6 +27,7 @@ class TaskSpec:
     max_new_tokens: int     # generation budget; an answer that has not ended by then is invalid
     fallback: str | None    # what the original answered after five failed tries (None: no answer)
     original_epochs: int    # the original's epochs for this task (docs/fine_tuning.md)
+    decoding: Decoding = DEFAULT_DECODING   # top-k / top-p / min-p / repetition penalty after the temperature
 
     def prompt(self, row: Mapping[str, str]) -> str:
         return self.prompt_template.format(**row) + f" {self.start_marker} {ANSWER_HEADER}"
@@ -37,7 +40,10 @@ class TaskSpec:
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in (
-        TaskSpec("output_message", "(답변 시작)", "(답변 종료)", "{input_data}", 0.6, 64, "(읽씹)", 5),
+        # the reply drops tokens under a tenth of the most likely one's probability: the decoding study's pick
+        # (blind grade, docs/fine_tuning.md); the other tasks sample as the original did
+        TaskSpec("output_message", "(답변 시작)", "(답변 종료)", "{input_data}", 0.6, 64, "(읽씹)", 5,
+                 decoding=Decoding(min_p=0.1)),
         TaskSpec("summary", "(요약 시작)", "(요약 종료)", "{input_data} (오로라 답변) {output_message}", 0.6, 48, None, 10),
         TaskSpec("memory", "(요약 시작)", "(요약 종료)", "{input_data}", 0.6, 32, None, 20),
         TaskSpec("eyes_mouth_pose", "(표정 출력 시작)", "(표정 출력 종료)", "{output_message}", 1.0, 32,

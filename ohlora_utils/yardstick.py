@@ -216,9 +216,9 @@ class YardstickRun:
         if turn.recall is not None:
             fact = conversation.turns[turn.recall].save
             judged["recall_ok"] = fact.found_in(record["memory_used"])
-            items = [f"[{f.keys[0]}: {f.value}]" for f in stated if f is not turn.save]
+            items = [f.item for f in stated if f is not turn.save]
             best, score = self.models.retriever.best(clean_text(turn.user), items)   # what the chat retrieves on
-            judged["oracle_recall_ok"] = best == f"[{fact.keys[0]}: {fact.value}]"
+            judged["oracle_recall_ok"] = best == fact.item
             judged["oracle_score"] = float(score)
         return judged
 

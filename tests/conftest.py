@@ -69,4 +69,5 @@ def memory_trained(tiny_profile, tmp_path_factory):
     from ohlora_utils.sbert_training import SbertTrainConfig
 
     out = tmp_path_factory.mktemp("memory") / "sbert_memory"
-    return out, run(tiny_profile, SbertTrainConfig(max_steps=3, batch_size=8), "0.5", out)
+    return out, run(tiny_profile, SbertTrainConfig(max_steps=3, batch_size=8, in_batch=True), threshold="0.5",
+                    out_dir=out)

@@ -166,4 +166,6 @@ def test_committed_ethics_set_is_valid_and_sized():
 def test_committed_memory_set_is_valid_and_sized():
     frame = load_memory()
     counts = frame["split"].value_counts()
-    assert counts["train"] >= 80 and counts["test"] >= 40
+    assert counts["train"] >= 400 and counts["valid"] >= 100 and counts["test"] >= 100
+    per_key = frame.groupby(["key", "split"]).size().unstack()
+    assert len(per_key) == 24 and (per_key >= 5).all().all()   # every key in every split

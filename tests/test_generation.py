@@ -8,7 +8,7 @@ import torch
 from ohlora_utils.errors import OhloraError
 from ohlora_utils.storage import write_manifest
 from ohlora_utils.generation import (EndMarkerStop, Generation, MergedTaskModel, TaskModels, answer_batch,
-                                     normalise, rejection_reasons)
+                                     answer_requests, normalise, rejection_reasons)
 from ohlora_utils.llm_metrics import LIST_START, character_f1, evaluate_tasks
 from ohlora_utils.tasks import TASK_NAMES, TASKS
 
@@ -257,7 +257,7 @@ def test_rows_go_to_merged_copies_only_when_every_row_of_the_batch_has_one(merge
     routed = []
     original = MergedTaskModel.generate
 
-    def recording(self, prompt, temperature, seed=None, max_new_tokens=None):
+    def recording(self, prompt, temperature, seed=None, max_new_tokens=None, decoding=None):
         routed.append(prompt)
         return original(self, prompt, temperature, seed, max_new_tokens)
 
@@ -382,3 +382,34 @@ def test_without_the_int8_kernel_quantising_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(generation, "INT8_MATMUL", None)
     with pytest.raises(OhloraError, match="int8"):
         generation.quantise_linears_int8(torch.nn.Sequential(torch.nn.Linear(4, 4)))
+
+
+def test_both_paths_draw_only_what_the_tasks_decoding_allows(merged_llms):
+    """min-p 0.999 leaves only the most likely token at every step: the merged loop and ``generate`` over the
+    adapter then write the same greedy text, whatever the seed."""
+    from ohlora_utils.decoding import Decoding
+
+    prompt = TASKS["output_message"].prompt({"input_data": "오늘 뭐 먹지?"})
+    merged_llms.decodings["output_message"] = Decoding(min_p=0.999)
+    try:
+        merged = [merged_llms.merged["output_message"].generate(prompt, 1.0, seed, 6, Decoding(min_p=0.999))
+                  for seed in (0, 1)]
+        shared = [merged_llms._generate_rows([("output_message", prompt, 1.0)], seed, 6)[0] for seed in (0, 1)]
+    finally:
+        merged_llms.decodings["output_message"] = TASKS["output_message"].decoding
+    assert merged[0] == merged[1] and shared[0] == shared[1]
+    assert merged[0].text == shared[0].text
+
+
+def test_a_first_try_temperature_other_than_the_tasks_reaches_the_models():
+    class Recording:
+        def __init__(self):
+            self.temperatures = []
+
+        def generate_mixed(self, requests, seed=None, max_new_tokens=None):
+            self.temperatures += [temperature for _, _, temperature in requests]
+            return [Generation("응 좋아", True) for _ in requests]
+
+    models = Recording()
+    answer_requests(models, [("output_message", "p", None), ("summary", "q", None)], temperatures={"output_message": 0.3})
+    assert models.temperatures == [0.3, TASKS["summary"].temperature]

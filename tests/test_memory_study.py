@@ -1,5 +1,5 @@
-"""Memory retrieval, study side: key labels, pairs, the validation split, presets, the sweep and the threshold's
-choice, and a tiny training run end to end."""
+"""Memory retrieval, study side: key labels, pairs and their sampling, presets, the sweep and the threshold's
+choice on the valid split, the yardstick's asked turns, and a tiny training run end to end."""
 import json
 
 import numpy as np
@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from ohlora_utils import memory, memory_study
+from ohlora_utils.data import load_memory
 from ohlora_utils.errors import OhloraError
 from ohlora_utils.formats import format_memory_item
 from ohlora_utils.sbert_training import SbertTrainConfig
@@ -54,13 +55,25 @@ def test_a_key_without_a_label_is_a_clear_error():
         memory_study.build_pairs(LINES, memory_study.key_labels(COSINES.drop(index="상태", columns="상태")))
 
 
-def test_the_validation_split_is_a_seeded_tenth_of_the_pairs():
-    pairs = pd.DataFrame({"memory": [f"m{i}" for i in range(100)], "message": "q", "label": 0.5})
-    train, valid = memory_study.split_pairs(pairs, seed=7)
-    assert (len(train), len(valid)) == (90, 10)
-    assert set(train["memory"]).isdisjoint(valid["memory"]) and len(set(train["memory"]) | set(valid["memory"])) == 100
-    assert memory_study.split_pairs(pairs, seed=7)[1].equals(valid)
-    assert not memory_study.split_pairs(pairs, seed=8)[1].equals(valid)
+def test_the_lines_split_three_ways():
+    lines = LINES.assign(split=["train", "train", "valid", "test"])
+    parts = memory_study.split_lines(lines)
+    assert {name: part["message"].tolist() for name, part in parts.items()} == {
+        "train": ["나 너무 지쳤어", "배고파"], "valid": ["오늘 이 치료 무서워"], "test": ["내일 떨려"]}
+
+
+def test_in_batch_lines_number_each_key_by_its_row_of_the_labels():
+    labels = memory_study.key_labels(COSINES)
+    lines = memory_study._as_lines(LINES, labels)
+    assert lines["group"].tolist() == [0, 0, 2, 1]   # 상태, 상태, 오늘 일정, 내일 일정 in COSINES' order
+    assert lines["a"].tolist() == LINES["message"].tolist() and lines["b"].tolist() == LINES["memory"].tolist()
+    with pytest.raises(OhloraError, match="no label for keys"):
+        memory_study._as_lines(LINES, memory_study.key_labels(COSINES.drop(index="상태", columns="상태")))
+
+
+def test_the_cpu_presets_learn_the_pairs_in_batches_of_lines_and_paper_one_pair_at_a_time():
+    assert memory_study.train_config("default").in_batch and memory_study.train_config("quick").in_batch
+    assert not memory_study.train_config("paper").in_batch
 
 
 def test_training_pairs_put_the_message_on_the_query_side():
@@ -122,6 +135,13 @@ def test_the_sweep_covers_the_grid_and_auto_picks_its_best_f_beta():
     assert sweep.set_index("threshold").loc[0.61, "f_beta"] < sweep["f_beta"].max()
 
 
+def test_the_choice_names_its_split_and_reports_the_test_split_at_the_same_threshold():
+    choice = memory_study.choose_threshold(SIMILARITY, KEYS, "auto", test=(SIMILARITY[:2, :2], KEYS[:2]))
+    assert choice["how"] == "max F0.5 over the valid split's sweep" and choice["split"] == "valid"
+    # threshold 0.6 on the a×a block: 0.90, 0.95, 0.80, 0.70 all retrieved and all right
+    assert (choice["test_precision"], choice["test_recall"]) == (1.0, 1.0)
+
+
 def test_a_given_threshold_is_used_as_is_and_nonsense_is_refused():
     assert memory_study.choose_threshold(SIMILARITY, KEYS, "0.55")["precision"] == pytest.approx(5 / 6)
     for bad in ("high", "nan", ""):
@@ -139,11 +159,50 @@ def test_run_trains_evaluates_and_saves_the_threshold_next_to_the_model(memory_t
     from sentence_transformers.sentence_transformer import losses
     assert losses.CosineSimilarityLoss.__module__.startswith("sentence_transformers")  # the stock class is back
     assert set(result["test"]) == {"mse", "mae", "pearson"}
-    assert result["top1"]["total"] == 60
+    lines = memory_study.split_lines(load_memory())
+    assert result["top1"]["total"] == len(lines["test"])
     saved = json.loads((out / memory.THRESHOLD_FILE).read_text(encoding="utf-8"))
     assert saved["threshold"] == 0.5 and saved["how"] == "given by the user"
+    assert {"test_precision", "test_recall"} <= set(saved)
     meta = json.loads((out / "ohlora-sbert.json").read_text(encoding="utf-8"))
-    assert meta["task"] == "memory" and meta["train_pairs"] == 108 * 108 - round(108 * 108 * 0.1)
+    assert meta["task"] == "memory" and meta["train_lines"] == len(lines["train"]) and meta["config"]["in_batch"]
+
+
+# --- the yardstick's asked turns ----------------------------------------------------------------------
+
+def test_asked_turns_hold_every_fact_stated_before_the_question():
+    from ohlora_utils.eval_data import Conversation, Fact, Turn
+
+    job, cat = Fact(("직업",), "간호사", ("간호사",)), Fact(("반려동물",), "고양이 나비", ("나비",))
+    chat = Conversation("c", "t", (Turn("나 간호사야", save=job), Turn("고양이 나비 키워", save=cat),
+                                   Turn("내 직업 기억나?", recall=0), Turn("나중에 물어볼 거", save=Fact(("목표",), "x", ("x",)))))
+    asked = memory_study.asked_turns([chat])
+    assert asked.to_dict("records") == [{"conversation": "c", "turn": 2, "question": "내 직업 기억나?",
+                                         "items": ["[직업: 간호사]", "[반려동물: 고양이 나비]"], "expected": "[직업: 간호사]"}]
+
+
+def test_asked_retrieval_says_whether_the_asked_item_came_first_and_reached_the_threshold():
+    class Retriever:  # scores an item by how many of its characters the question shares
+        threshold = 2.5
+
+        def scores(self, question, items):
+            return [float(len(set(question) & set(item))) for item in items]
+
+    asked = pd.DataFrame({"question": ["직업뭐", "고양이", "나비"], "items": [["[직업: 간호사]", "[취미: 뜨개질]"]] * 3,
+                          "expected": ["[직업: 간호사]", "[직업: 간호사]", "[취미: 뜨개질]"]})
+    table = memory_study.asked_retrieval(Retriever(), asked)
+    assert table["best"].tolist()[0] == "[직업: 간호사]" and table["score"].tolist()[0] == 2.0
+    assert table["first"].tolist() == [True, True, False]   # 고양이 / 나비: ties → the first item
+    assert table["brought_back"].tolist() == [False, False, False]
+    assert memory_study.asked_retrieval(Retriever(), asked, threshold=2.0)["brought_back"].tolist() == [True, False, False]
+
+
+def test_the_committed_asked_turns_name_items_of_facts_stated_earlier():
+    from ohlora_utils.eval_data import load_conversations
+
+    asked = memory_study.asked_turns(load_conversations())
+    assert len(asked) >= 50
+    assert all(expected in items for expected, items in zip(asked["expected"], asked["items"]))
 
 
 def test_the_comparison_table_puts_the_original_top1_beside_each_models(tmp_path):
@@ -173,4 +232,4 @@ def test_grouping_by_text_is_refused_for_memory_pairs(tiny_profile, tmp_path):
 
     config = SbertTrainConfig(epochs=1, max_steps=1, group_by_text=True)
     with pytest.raises(OhloraError, match="group_by_text is for the ethics classifier"):
-        train_memory_sbert(None, pd.DataFrame(), pd.DataFrame(), config, tiny_profile, tmp_path / "m")
+        train_memory_sbert(None, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), config, tiny_profile, tmp_path / "m")

@@ -1,12 +1,13 @@
 """Shared S-BERT training: pairs in, a saved model with its prefixes and an epoch log out; reuse when unchanged."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from ohlora_utils.errors import OhloraError
 from ohlora_utils.models import load_sbert_base
 from ohlora_utils.sbert import load_trained_sbert, pair_cosines
-from ohlora_utils.sbert_training import (SbertTrainConfig, pair_metrics, pairs_frame, train_cosine_pairs,
-                                        train_cosine_to_names)
+from ohlora_utils.sbert_training import (CosineInBatchLoss, SbertTrainConfig, all_pairs, pair_metrics, pairs_frame,
+                                        train_cosine_in_batch, train_cosine_pairs, train_cosine_to_names)
 
 
 def test_pair_metrics_match_hand_computation():
@@ -106,3 +107,72 @@ def test_grouped_training_reuses_an_unchanged_model_and_retrains_on_new_labels(t
     train_cosine_to_names(load_sbert_base(tiny_profile), TEXTS, TARGETS[::-1].copy(), TEXTS, TARGETS, NAMES, config,
                           tiny_profile, tmp_path / "g")
     assert "changed since: inputs.pairs_sha256" in capsys.readouterr().out
+
+
+
+# --- in-batch training: every pair among a batch of lines ------------------------------------------------
+
+LINES = pd.DataFrame({"a": ["떡볶이 먹고 싶다", "내일 면접 있어", "우리 고양이 귀여워", "라면 끓일까", "모레 시험이야", "강아지 산책 중"],
+                      "b": ["[좋아하는 음식: 떡볶이]", "[내일 일정: 면접]", "[반려동물: 고양이]", "[좋아하는 음식: 라면]",
+                            "[내일 일정: 시험]", "[반려동물: 강아지]"],
+                      "group": [0, 1, 2, 0, 1, 2]})
+GROUP_LABELS = np.array([[1.0, 0.2, 0.0], [0.2, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def test_every_pair_of_the_lines_gets_its_groups_label():
+    pairs = all_pairs(LINES, GROUP_LABELS)
+    assert len(pairs) == 36
+    row = pairs[(pairs["a"] == "라면 끓일까") & (pairs["b"] == "[내일 일정: 시험]")].iloc[0]
+    assert row["label"] == pytest.approx(0.2)
+    assert (pairs.loc[pairs["a"] == "떡볶이 먹고 싶다", "label"].tolist()
+            == pytest.approx([1.0, 0.2, 0.0, 1.0, 0.2, 0.0]))
+
+
+class Embedder:
+    """A stand-in S-BERT: each sentence_features batch carries its embeddings directly."""
+
+    def __call__(self, features):
+        return {"sentence_embedding": features["vectors"]}
+
+
+def test_the_in_batch_loss_is_the_squared_error_of_every_pair_or_its_ranking():
+    import torch
+
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    b = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    groups = torch.tensor([0, 2])
+    cosines = torch.tensor([[1.0, 2 ** -0.5], [0.0, 2 ** -0.5]])
+    targets = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    mse = CosineInBatchLoss(Embedder(), GROUP_LABELS)([{"vectors": a}, {"vectors": b}], groups)
+    assert float(mse) == pytest.approx(float(((cosines - targets) ** 2).mean()), abs=1e-6)
+    cosent = CosineInBatchLoss(Embedder(), GROUP_LABELS, "cosent")
+    wrong = cosent([{"vectors": a}, {"vectors": b}], groups)
+    right = cosent([{"vectors": a}, {"vectors": a}], groups)   # both own pairs at 1, the others at 0: in order
+    assert float(right) < float(wrong)
+    with pytest.raises(OhloraError, match="unknown pair loss"):
+        CosineInBatchLoss(Embedder(), GROUP_LABELS, "hinge")
+
+
+def test_in_batch_training_moves_the_pairs_towards_their_labels(tiny_profile, tmp_path):
+    model = load_sbert_base(tiny_profile)
+    pairs = all_pairs(LINES, GROUP_LABELS)
+    before = pair_metrics(pair_cosines(model, {}, pairs["a"], pairs["b"]), pairs["label"].to_numpy())["mse"]
+    config = SbertTrainConfig(epochs=3, batch_size=3, learning_rate=1e-3, freeze_word_embeddings=False, in_batch=True)
+    history = train_cosine_in_batch(model, LINES, LINES, GROUP_LABELS, config, tiny_profile, tmp_path / "b",
+                                    {"task": "test"})
+    assert list(history["epoch"]) == [1.0, 2.0, 3.0]
+    loaded, meta = load_trained_sbert(tmp_path / "b")
+    after = pair_metrics(pair_cosines(loaded, meta, pairs["a"], pairs["b"]), pairs["label"].to_numpy())["mse"]
+    assert after < before and meta["task"] == "test"
+
+
+def test_in_batch_lines_outside_the_label_matrix_are_refused(tiny_profile, tmp_path):
+    with pytest.raises(OhloraError, match="outside the 3 groups"):
+        train_cosine_in_batch(load_sbert_base(tiny_profile), LINES.assign(group=[0, 1, 2, 0, 1, 3]), LINES,
+                              GROUP_LABELS, SbertTrainConfig(epochs=1), tiny_profile, tmp_path / "x")
+
+
+def test_grouped_training_has_only_the_cosine_loss(tiny_profile, tmp_path):
+    with pytest.raises(OhloraError, match="one loss"):
+        train_cosine_to_names(load_sbert_base(tiny_profile), TEXTS, TARGETS, TEXTS, TARGETS, NAMES,
+                              SbertTrainConfig(epochs=1, loss="cosent"), tiny_profile, tmp_path / "x")

@@ -175,7 +175,8 @@ def tiny_artifacts(tiny_profile, tiny_adapters, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("artifacts")
     shutil.copytree(tiny_adapters[0], root / "adapters" / "tiny")
-    memory_study.run(tiny_profile, SbertTrainConfig(max_steps=2, batch_size=8), "0.5", root / memory.MODEL_DIR_NAME)
+    memory_study.run(tiny_profile, SbertTrainConfig(max_steps=2, batch_size=8, in_batch=True), threshold="0.5",
+                     out_dir=root / memory.MODEL_DIR_NAME)
     small = load_ethics().groupby(["split", "category"]).head(3)
     ethics_study.train_ethics(tiny_profile, SbertTrainConfig(epochs=1, batch_size=8, max_steps=2), root / ethics.MODEL_DIR_NAME,
                         dataset=small)
