@@ -22,7 +22,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ohlora_utils.errors import OhloraError, exit_on_user_error
+    from ohlora_utils.errors import exit_on_user_error
 
     parser = argparse.ArgumentParser(prog="benchmarks/decoding_study.py", description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
