@@ -76,13 +76,14 @@ def decoding_replies(models: TaskModels, messages: list[str], setting: DecodingS
     if setting.reranker == "relevance" and relevance_model is None:
         raise OhloraError("the relevance reranker needs an S-BERT model", fix="pass relevance_model=load_sbert_base(profile)")
     prompts = reply_prompts(messages, now)
+    own = models.decodings[REPLY]
     models.decodings[REPLY] = setting.decoding
     try:
         drawn = [answer_requests(models, [(REPLY, prompt, weekday) for prompt, weekday in prompts],
                                  seed=seed + 100_003 * n, temperatures={REPLY: setting.temperature})
                  for n in range(setting.candidates)]
     finally:
-        models.decodings[REPLY] = TASKS[REPLY].decoding
+        models.decodings[REPLY] = own
     rows = []
     for index, message in enumerate(messages):
         answers = [draw[index] for draw in drawn]

@@ -28,7 +28,7 @@ import pandas as pd
 from .data import (ETHICS_CATEGORIES, DataValidationError, Problem, load_ethics, load_fine_tuning, load_memory,
                    validate_rows)
 from .errors import OhloraError
-from .formats import split_context
+from .formats import format_memory_item, split_context
 from .paths import DATA_DIR
 
 EVAL_DIR = DATA_DIR / "eval"
@@ -126,7 +126,7 @@ class Fact:
     @property
     def item(self) -> str:
         """The memory item a perfect memory would hold: ``[expected key: value]``."""
-        return f"[{self.keys[0]}: {self.value}]"
+        return format_memory_item(self.keys[0], self.value)
 
     def found_in(self, item: str | None) -> bool:
         """True when ``item`` (a ``[key: value]`` memory) holds one of the fact's words, spaces ignored."""

@@ -205,8 +205,9 @@ class MergedTaskModel:
                 logits = torch.nn.functional.linear(hidden, self.output_weight, self.output_bias).float()
                 if self.softcap:
                     logits = torch.tanh(logits / self.softcap) * self.softcap
-                values, columns = candidates(logits[0], temperature, decoding,
-                                             torch.tensor(rows, dtype=torch.long, device=logits.device))
+                previous = (torch.tensor(rows, dtype=torch.long, device=logits.device)
+                            if decoding.repetition_penalty != 1.0 else None)   # only the penalty reads them
+                values, columns = candidates(logits[0], temperature, decoding, previous)
                 row = int(columns[torch.multinomial(torch.softmax(values, -1), 1)])
                 rows.append(row)
                 token = int(self.token_ids[row] if self.token_ids is not None else row)

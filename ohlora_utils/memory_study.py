@@ -104,15 +104,21 @@ def build_pairs(lines: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     lines = lines.reset_index(drop=True)
     i, j = np.meshgrid(np.arange(len(lines)), np.arange(len(lines)), indexing="ij")
     i, j = i.ravel(), j.ravel()
-    memory_key, message_key = lines["key"].to_numpy()[i], lines["key"].to_numpy()[j]
-    missing = sorted(set(memory_key) - set(labels.index))
-    if missing:
-        raise OhloraError(f"no label for keys {missing}", fix="compute key_cosines over the keys of every split")
+    rows = _label_rows(lines["key"], labels)   # the keys' row (= column) of the square label table
     return pd.DataFrame({
         "memory": lines["memory"].to_numpy()[i], "message": lines["message"].to_numpy()[j],
-        "memory_key": memory_key, "message_key": message_key,
-        "label": labels.to_numpy()[labels.index.get_indexer(memory_key), labels.columns.get_indexer(message_key)],
+        "memory_key": lines["key"].to_numpy()[i], "message_key": lines["key"].to_numpy()[j],
+        "label": labels.to_numpy()[rows[i], rows[j]],
     })
+
+
+def _label_rows(keys, labels: pd.DataFrame) -> np.ndarray:
+    """Each key's row of ``labels`` (``key_labels``: same keys on both axes); a key without one is an error."""
+    rows = labels.index.get_indexer(keys)
+    if (rows < 0).any():
+        raise OhloraError(f"no label for keys {sorted(set(np.asarray(keys)[rows < 0]))}",
+                          fix="compute key_cosines over the keys of every split")
+    return rows
 
 
 def split_lines(lines: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -155,11 +161,8 @@ def train_memory_sbert(model, train_lines: pd.DataFrame, valid_lines: pd.DataFra
 
 def _as_lines(lines: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     """The in-batch trainer's lines: a = message (query), b = memory (passage), group = the key's row of ``labels``."""
-    groups = labels.index.get_indexer(lines["key"])
-    if (groups < 0).any():
-        raise OhloraError(f"no label for keys {sorted(set(lines['key'][groups < 0]))}",
-                          fix="compute key_cosines over the keys of every split")
-    return pd.DataFrame({"a": lines["message"].tolist(), "b": lines["memory"].tolist(), "group": groups})
+    return pd.DataFrame({"a": lines["message"].tolist(), "b": lines["memory"].tolist(),
+                         "group": _label_rows(lines["key"], labels)})
 
 
 @contextmanager
@@ -311,13 +314,10 @@ def asked_retrieval(retriever, asked: pd.DataFrame, threshold: float | None = No
     from .ethics import clean_text  # the chat retrieves on the user's words without markers
 
     threshold = retriever.threshold if threshold is None else threshold
-    best, scores = [], []
-    for question, items in zip(asked["question"], asked["items"]):
-        item_scores = retriever.scores(clean_text(question), items)
-        top = int(np.argmax(item_scores))
-        best.append(items[top])
-        scores.append(item_scores[top])
-    table = asked.assign(best=best, score=np.round(scores, 4))
+    # the chat's own choice of the best item, with no threshold: which item comes first, and its score
+    picked = [retriever.best(clean_text(question), items, threshold=float("-inf"))
+              for question, items in zip(asked["question"], asked["items"])]
+    table = asked.assign(best=[item for item, _ in picked], score=np.round([score for _, score in picked], 4))
     table["first"] = table["best"] == table["expected"]
     table["brought_back"] = table["first"] & (table["score"] >= threshold)
     return table

@@ -137,7 +137,7 @@ def train_cosine_in_batch(model, train: pd.DataFrame, valid: pd.DataFrame, group
     Validation loss is over the valid lines batched the same way; validation Pearson over all their pairs."""
     group_labels = np.asarray(group_labels, dtype=np.float32)
     for name, lines in (("train", train), ("valid", valid)):
-        bad = ~lines["group"].between(0, len(group_labels) - 1) if len(lines) else pd.Series(dtype=bool)
+        bad = ~lines["group"].between(0, len(group_labels) - 1)
         if bad.any():
             raise OhloraError(f"{name}: group {lines.loc[bad, 'group'].iloc[0]} outside the {len(group_labels)} groups "
                               f"of the label matrix", fix="number the groups 0 … n-1, one row and column each")

@@ -182,8 +182,9 @@ def test_asked_turns_hold_every_fact_stated_before_the_question():
 
 
 def test_asked_retrieval_says_whether_the_asked_item_came_first_and_reached_the_threshold():
-    class Retriever:  # scores an item by how many of its characters the question shares
-        threshold = 2.5
+    class Retriever(memory.MemoryRetriever):  # scores an item by how many of its characters the question shares
+        def __init__(self):
+            super().__init__(None, {}, threshold=2.5)
 
         def scores(self, question, items):
             return [float(len(set(question) & set(item))) for item in items]
