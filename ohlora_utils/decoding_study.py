@@ -137,14 +137,6 @@ def decoding_table(replies: dict[str, pd.DataFrame], grades_by_recipe: pd.DataFr
 
 def plot_decoding(ax, table: pd.DataFrame) -> None:
     """Share of replies graded 2 and graded 0 per setting (``decoding_table`` with grades), baseline marked."""
-    rows = table.iloc[::-1]
-    y = np.arange(len(rows))
-    ax.barh(y + 0.2, rows["graded 2 %"], height=0.4, color="#5B9A68", label="graded 2 (fluent, on topic, her voice)")
-    ax.barh(y - 0.2, rows["graded 0 %"], height=0.4, color="#C8675A", label="graded 0 (off topic, broken, out of character)")
-    ax.set_yticks(y, rows["setting"])
-    baseline = table.loc[table["setting"] == BASELINE, "graded 2 %"]
-    if len(baseline):
-        ax.axvline(float(baseline.iloc[0]), color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("% of the replies (mean of the graders)")
-    ax.set_title("blind grade by decoding setting")
-    ax.legend(loc="lower right", fontsize=8)
+    from .plots import grade_bars
+
+    grade_bars(ax, table, "setting", BASELINE, "blind grade by decoding setting")

@@ -16,9 +16,11 @@ ordered pair of lines, one pair per encoded (memory, message); with 480 lines th
 epoch. The CPU presets learn the same pairs in batches of lines (``SbertTrainConfig.in_batch``): a step
 encodes 16 lines once and scores all 16 × 16 pairs among them (``sbert_training.train_cosine_in_batch``).
 
-Splits: train lines give the training pairs, valid lines the validation pairs and the threshold
-(``threshold_sweep`` on their similarity matrix), test lines the reported figures. ``asked_turns`` and
-``asked_retrieval`` measure the retriever on the yardstick's "do you remember …?" turns.
+Splits: train lines give the training pairs, valid lines the validation pairs and the threshold, test lines
+the reported figures. The threshold is judged the way the chat uses it (``threshold_sweep``): a message meets
+a store of a few memories, the best one is brought in if its cosine reaches the threshold; right when it has
+the message's key (``simulated_stores``). ``asked_turns`` and ``asked_retrieval`` measure the retriever on
+the yardstick's "do you remember …?" turns.
 """
 from __future__ import annotations
 
@@ -40,13 +42,15 @@ from .profiles import Profile, get_profile
 from .sbert import embed
 from .sbert_training import SbertTrainConfig, pair_metrics, pairs_frame, train_cosine_in_batch, train_cosine_pairs
 from .storage import atomic_write_text
-from .sweeps import Mark, confusion_point, f_beta, precision_recall_panels, sweep as sweep_thresholds
+from .sweeps import Mark, f_beta, precision_recall_panels
 
 STEP_LOG = "step_losses.csv"         # every training step's loss, next to the model
 ORIGINAL_TEST_METRICS = {"mse": 0.0355, "mae": 0.128, "pearson": 0.745}  # original, 1,600 test pairs
 ORIGINAL_TOP1 = (20, 40)             # original: right memory on top for 20 of 40 test messages
 THRESHOLD_GRID = np.round(np.arange(0.0, 1.0001, 0.01), 2)  # thresholds the sweep tries
 THRESHOLD_BETA = 0.5                 # F-beta < 1: a wrong memory in the prompt hurts more than a missed one
+STORE_SIZE = 5                       # memories a simulated chat holds when a message comes (the threshold's criterion)
+STORE_DRAWS = 20                     # simulated stores per message, every other one holding a memory of its key
 
 # What each preset means for the memory model. e5-small, frozen word embeddings, a step of 16 lines (256 pairs)
 # about 0.7 s on 2 CPU cores; an epoch of the 480 train lines is 30 steps. The original's recipe (every pair
@@ -233,45 +237,69 @@ def top1_retrieval(similarity: np.ndarray, keys) -> dict[str, int]:
 @dataclass(frozen=True)
 class SweepPoint:
     threshold: float
-    precision: float   # share of retrieved pairs whose memory has the message's key (nan when none retrieved)
-    recall: float      # share of same-key pairs that are retrieved
-    retrieved: int     # (message, memory) pairs with cosine ≥ threshold
-    correct: int       # of those, pairs with the same key
+    precision: float   # share of memories brought in that have the message's key (nan when none was)
+    recall: float      # share of stores holding a memory of the message's key where that memory is brought in
+    retrieved: int     # stores whose best memory reaches the threshold (a memory is brought in)
+    correct: int       # of those, the memory brought in has the message's key
+
+
+def simulated_stores(similarity: np.ndarray, keys, store_size: int = STORE_SIZE, draws: int = STORE_DRAWS,
+                     seed: int = 0) -> pd.DataFrame:
+    """The chat's decision, simulated on one split's lines: each message (row i) meets ``draws`` memory stores
+    of ``store_size`` memories (columns) of the split. Every other store holds one memory of the message's key
+    (any line of that key, the message's own included) among memories of other keys; the rest hold other keys
+    only. The chat brings in a store's best memory when its cosine reaches the threshold.
+
+    One row per (message, store): ``message`` (row), ``holds_key``, ``best_score``, ``best_right`` (the best
+    memory has the message's key)."""
+    keys = np.asarray(keys)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, key in enumerate(keys):
+        same, other = np.flatnonzero(keys == key), np.flatnonzero(keys != key)
+        for draw in range(draws):
+            holds_key = draw % 2 == 0
+            store = list(rng.choice(other, min(len(other), store_size - holds_key), replace=False))
+            if holds_key:
+                store.append(rng.choice(same))
+            best = store[int(np.argmax(similarity[i, store]))]
+            rows.append((i, holds_key, float(similarity[i, best]), bool(keys[best] == key)))
+    return pd.DataFrame(rows, columns=["message", "holds_key", "best_score", "best_right"])
+
+
+def store_point(stores: pd.DataFrame, threshold: float) -> SweepPoint:
+    """Precision and recall of the chat's decision at ``threshold`` over ``simulated_stores``."""
+    brought = stores["best_score"].to_numpy() >= threshold
+    right = brought & stores["best_right"].to_numpy()
+    retrieved, correct = int(brought.sum()), int(right.sum())
+    holding = int(stores["holds_key"].sum())
+    return SweepPoint(float(threshold), correct / retrieved if retrieved else float("nan"),
+                      correct / holding if holding else float("nan"), retrieved, correct)
 
 
 def sweep_point(similarity: np.ndarray, keys, threshold: float) -> SweepPoint:
-    """Every (message, memory) pair asks: were this memory stored, would it be brought in for this message?
-
-    It is brought in when its cosine reaches ``threshold``, and should be exactly when the keys are equal.
-    """
-    point = confusion_point(np.asarray(similarity) >= threshold, same_key(keys))
-    return SweepPoint(float(threshold), point["precision"], point["recall"], point["flagged"], point["tp"])
-
-
-def same_key(keys) -> np.ndarray:
-    """``[i, j]``: message i and memory j share the key (the pairs retrieval should bring in)."""
-    keys = np.asarray(keys)
-    return keys[:, None] == keys[None, :]
+    """``store_point`` of the split's ``simulated_stores`` (the default simulation) at ``threshold``."""
+    return store_point(simulated_stores(similarity, keys), threshold)
 
 
 def threshold_sweep(similarity: np.ndarray, keys, grid=THRESHOLD_GRID) -> pd.DataFrame:
-    """Precision and recall of retrieval (see ``sweep_point``) at every threshold of ``grid``."""
-    frame = sweep_thresholds(lambda t: np.asarray(similarity) >= t, same_key(keys), grid)
-    frame = frame.rename(columns={"flagged": "retrieved", "tp": "correct"})
-    frame = frame[["threshold", "precision", "recall", "retrieved", "correct"]].copy()
+    """Precision and recall of the chat's decision (``simulated_stores``) at every threshold of ``grid``."""
+    stores = simulated_stores(similarity, keys)
+    frame = pd.DataFrame([vars(store_point(stores, t)) for t in grid])
     frame["f_beta"] = f_beta(frame["precision"], frame["recall"], THRESHOLD_BETA)
     return frame
 
 
 def choose_threshold(similarity: np.ndarray, keys, setting: str = "auto", split: str = "valid",
                      test: tuple[np.ndarray, object] | None = None) -> dict:
-    """``"auto"``: the best F-beta of the sweep over ``similarity`` (the ``split`` lines; the higher threshold
-    on ties); else the float in ``setting``. ``test=(similarity, keys)`` of the test lines adds the chosen
-    threshold's precision and recall there (``test_precision``, ``test_recall``)."""
+    """``"auto"``: the best F-beta of ``threshold_sweep`` over ``similarity`` (the ``split`` lines; the higher
+    threshold on ties); else the float in ``setting``. ``test=(similarity, keys)`` of the test lines adds the
+    chosen threshold's precision and recall there (``test_precision``, ``test_recall``)."""
     if str(setting).strip().lower() == "auto":
         sweep = threshold_sweep(similarity, keys)
         best = sweep.loc[sweep["f_beta"] == sweep["f_beta"].max()].iloc[-1]
-        threshold, how = float(best["threshold"]), f"max F{THRESHOLD_BETA:g} over the {split} split's sweep"
+        threshold = float(best["threshold"])
+        how = f"max F{THRESHOLD_BETA:g} of the chat's decision over {STORE_SIZE}-memory stores of the {split} split"
     else:
         try:
             threshold = float(setting)
@@ -282,7 +310,8 @@ def choose_threshold(similarity: np.ndarray, keys, setting: str = "auto", split:
         how = "given by the user"
     point = sweep_point(similarity, keys, threshold)
     choice = {"threshold": threshold, "how": how, "split": split, "precision": point.precision,
-              "recall": point.recall, "retrieved": point.retrieved, "correct": point.correct, "pairs": len(keys) ** 2}
+              "recall": point.recall, "retrieved": point.retrieved, "correct": point.correct,
+              "stores": len(keys) * STORE_DRAWS, "store_size": STORE_SIZE}
     if test is not None:
         on_test = sweep_point(*test, threshold)
         choice |= {"test_precision": on_test.precision, "test_recall": on_test.recall}
@@ -353,7 +382,8 @@ def plot_threshold_sweep(axes, rows: pd.DataFrame, choice: dict):
     original's 0.95 marked."""
     precision_recall_panels(axes[0], axes[1], rows, [Mark(choice["threshold"], "chosen"),
                                                      Mark(ORIGINAL_THRESHOLD, "original", "x", "grey")],
-                            curve_labels=("recall (same-key pairs retrieved)", "precision (retrieved pairs with the same key)"))
+                            curve_labels=("recall (stores holding the key: its memory brought in)",
+                                          "precision (memories brought in with the message's key)"))
 
 
 def comparison_table(columns: dict[str, tuple[dict, dict | None]]) -> pd.DataFrame:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 
@@ -89,3 +90,19 @@ def step_loss_curve(ax, steps: pd.DataFrame, history: pd.DataFrame, steps_per_ep
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.legend()
+
+
+def grade_bars(ax, table: pd.DataFrame, label_column: str, baseline: str, title: str) -> None:
+    """Share of blind-graded replies graded 2 and graded 0 per row of ``table`` (a study's table with grades,
+    labelled by ``label_column``); a dotted line at the ``baseline`` row's graded 2."""
+    rows = table.iloc[::-1]
+    y = np.arange(len(rows))
+    ax.barh(y + 0.2, rows["graded 2 %"], height=0.4, color="#5B9A68", label="graded 2 (fluent, on topic, her voice)")
+    ax.barh(y - 0.2, rows["graded 0 %"], height=0.4, color="#C8675A", label="graded 0 (off topic, broken, out of character)")
+    ax.set_yticks(y, rows[label_column])
+    marked = table.loc[table[label_column] == baseline, "graded 2 %"]
+    if len(marked):
+        ax.axvline(float(marked.iloc[0]), color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("% of the replies (mean of the graders)")
+    ax.set_title(title)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8, frameon=False)

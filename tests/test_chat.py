@@ -379,7 +379,7 @@ def test_a_running_chat_honours_a_lift_from_another_process(engine):
 STUDY_MODULES = {"augment", "finetune", "llm_metrics", "memory_study", "ethics_study", "yardstick", "grading", "sweeps",
                  "expression_labels", "evaluation_cache",
                  "sbert_training", "provenance",
-                 "eval_data", "plots", "notebook", "decoding_study"}
+                 "eval_data", "plots", "notebook", "decoding_study", "recipe_study"}
 
 
 def package_imports(module: str) -> set[str]:

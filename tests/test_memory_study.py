@@ -115,35 +115,59 @@ def test_top1_counts_right_keys_and_own_lines():
     assert memory_study.top1_retrieval(SIMILARITY, KEYS) == {"right_key": 2, "own_item": 1, "total": 4}
 
 
-def test_sweep_counts_pairs_at_or_above_the_threshold_against_same_key_pairs():
-    point = memory_study.sweep_point(SIMILARITY, KEYS, 0.55)
-    # 6 same-key pairs (a×a 4, b×b, c×c); ≥ 0.55: row 0 two (both a), row 1 three (0.85 is b), row 2 one
-    assert (point.retrieved, point.correct) == (6, 5)
-    assert point.precision == pytest.approx(5 / 6) and point.recall == pytest.approx(5 / 6)
-    nothing = memory_study.sweep_point(SIMILARITY, KEYS, 0.99)
+# six lines over three keys: a message's cosine to a memory of its own key is 0.9, to other keys 0.3,
+# except message 4 (key c), whose nearest memory is of key a (0.95)
+STORE_KEYS = np.array(["a", "a", "b", "b", "c", "c"])
+STORE_SIMILARITY = np.where(STORE_KEYS[:, None] == STORE_KEYS[None, :], 0.9, 0.3)
+STORE_SIMILARITY[4, :2] = 0.95
+
+
+def test_every_other_simulated_store_holds_a_memory_of_the_message_s_key():
+    stores = memory_study.simulated_stores(STORE_SIMILARITY, STORE_KEYS, store_size=3, draws=10)
+    assert len(stores) == 6 * 10 and stores.groupby("message")["holds_key"].sum().eq(5).all()
+    clean = stores[stores["message"] != 4]
+    # without its key a store's best is a wrong key (0.3); with it, the memory of its key (0.9)
+    assert (clean["best_right"] == clean["holds_key"]).all()
+    assert (clean.loc[clean["holds_key"], "best_score"] == 0.9).all()
+
+
+def test_the_chat_decision_brings_in_the_best_stored_memory_at_or_above_the_threshold():
+    stores = memory_study.simulated_stores(STORE_SIMILARITY, STORE_KEYS, store_size=3, draws=10)
+    point = memory_study.store_point(stores, 0.5)
+    # brought in: the 25 key-holding stores of messages 0-3 and 5 (right), and message 4's stores with an a
+    # (wrong, 0.95) or else with its c (right, 0.9)
+    message_4 = stores[stores["message"] == 4]
+    wrong, right = int((message_4["best_score"] == 0.95).sum()), int(message_4["best_right"].sum())
+    assert wrong > 0 and (point.retrieved, point.correct) == (25 + wrong + right, 25 + right)
+    assert point.recall == pytest.approx(point.correct / 30)
+    assert memory_study.store_point(stores, 0.92).correct == 0
+    nothing = memory_study.store_point(stores, 0.99)
     assert nothing.retrieved == 0 and np.isnan(nothing.precision) and nothing.recall == 0.0
 
 
 def test_the_sweep_covers_the_grid_and_auto_picks_its_best_f_beta():
-    sweep = memory_study.threshold_sweep(SIMILARITY, KEYS)
+    sweep = memory_study.threshold_sweep(STORE_SIMILARITY, STORE_KEYS)
     assert len(sweep) == len(memory_study.THRESHOLD_GRID)
     assert sweep["recall"].is_monotonic_decreasing
-    choice = memory_study.choose_threshold(SIMILARITY, KEYS, "auto")
-    # best F0.5 on (0.50, 0.60] (precision = recall = 5/6); ties go to the highest grid point
-    assert choice["threshold"] == 0.6 and choice["precision"] == pytest.approx(5 / 6)
-    assert sweep.set_index("threshold").loc[0.6, "f_beta"] == pytest.approx(sweep["f_beta"].max())
-    assert sweep.set_index("threshold").loc[0.61, "f_beta"] < sweep["f_beta"].max()
+    choice = memory_study.choose_threshold(STORE_SIMILARITY, STORE_KEYS, "auto")
+    # every threshold in (0.3, 0.9] brings in exactly the right memories plus message 4's wrong a's:
+    # the highest of them wins the tie
+    assert choice["threshold"] == 0.9 and choice["store_size"] == memory_study.STORE_SIZE
+    assert sweep.set_index("threshold").loc[0.9, "f_beta"] == pytest.approx(sweep["f_beta"].max())
+    assert sweep.set_index("threshold").loc[0.91, "f_beta"] < sweep["f_beta"].max()
 
 
 def test_the_choice_names_its_split_and_reports_the_test_split_at_the_same_threshold():
-    choice = memory_study.choose_threshold(SIMILARITY, KEYS, "auto", test=(SIMILARITY[:2, :2], KEYS[:2]))
-    assert choice["how"] == "max F0.5 over the valid split's sweep" and choice["split"] == "valid"
-    # threshold 0.6 on the a×a block: 0.90, 0.95, 0.80, 0.70 all retrieved and all right
+    test = (STORE_SIMILARITY[:4, :4], STORE_KEYS[:4])
+    choice = memory_study.choose_threshold(STORE_SIMILARITY, STORE_KEYS, "auto", test=test)
+    assert choice["split"] == "valid" and "stores of the valid split" in choice["how"]
+    # keys a and b only: at 0.9 every memory brought in is right and every key-holding store brings its own in
     assert (choice["test_precision"], choice["test_recall"]) == (1.0, 1.0)
 
 
 def test_a_given_threshold_is_used_as_is_and_nonsense_is_refused():
-    assert memory_study.choose_threshold(SIMILARITY, KEYS, "0.55")["precision"] == pytest.approx(5 / 6)
+    given = memory_study.choose_threshold(STORE_SIMILARITY, STORE_KEYS, "0.55")
+    assert given["threshold"] == 0.55 and given["how"] == "given by the user"
     for bad in ("high", "nan", ""):
         with pytest.raises(OhloraError, match="threshold"):
             memory_study.choose_threshold(SIMILARITY, KEYS, bad)
