@@ -68,10 +68,12 @@ def train_recipes(args) -> None:
 def generate_replies(args) -> None:
     import pandas as pd
 
+    from ohlora_utils.adapters import read_adapter_meta
     from ohlora_utils.data import load_fine_tuning
     from ohlora_utils.decoding_study import DecodingSetting, decoding_replies
     from ohlora_utils.devices import compute_device
     from ohlora_utils.eval_data import load_everyday
+    from ohlora_utils.finetune import TRAINING_LOG
     from ohlora_utils.generation import INT8_MATMUL, TaskModels
     from ohlora_utils.llm_metrics import response_selection
     from ohlora_utils.models import inference_dtype
@@ -95,8 +97,7 @@ def generate_replies(args) -> None:
         if not adapter.is_dir():
             print(f"[{name}] no adapter in {adapter}: skipped (run `train` first)", flush=True)
             continue
-        meta = json.loads((adapter / "ohlora-adapter.json").read_text(encoding="utf-8"))
-        log = pd.read_csv(adapter / "training_log.csv")
+        meta, log = read_adapter_meta(adapter), pd.read_csv(adapter / TRAINING_LOG)
         kept_step = meta.get("kept_step", meta["steps"])
         models = TaskModels.load(profile, tasks=(REPLY,), adapters={REPLY: adapter}, dtype=inference_dtype(),
                                  restrict_vocabulary=True, merged=(REPLY,),

@@ -385,14 +385,15 @@ def test_without_the_int8_kernel_quantising_is_a_clear_error(monkeypatch):
 
 
 def test_both_paths_draw_only_what_the_tasks_decoding_allows(merged_llms):
-    """min-p 0.999 leaves only the most likely token at every step: the merged loop and ``generate`` over the
-    adapter then write the same greedy text, whatever the seed."""
+    """top-k 1 leaves only the most likely token at every step: the merged loop and ``generate`` over the
+    adapter then write the same greedy text, whatever the seed. (min-p 0.999 was used here until a tiny model
+    built from new data had two tokens within 0.1 % of each other: both then survive, and the seed decides.)"""
     from ohlora_utils.decoding import Decoding
 
     prompt = TASKS["output_message"].prompt({"input_data": "오늘 뭐 먹지?"})
-    merged_llms.decodings["output_message"] = Decoding(min_p=0.999)
+    merged_llms.decodings["output_message"] = Decoding(top_k=1)
     try:
-        merged = [merged_llms.merged["output_message"].generate(prompt, 1.0, seed, 6, Decoding(min_p=0.999))
+        merged = [merged_llms.merged["output_message"].generate(prompt, 1.0, seed, 6, Decoding(top_k=1))
                   for seed in (0, 1)]
         shared = [merged_llms._generate_rows([("output_message", prompt, 1.0)], seed, 6)[0] for seed in (0, 1)]
     finally:
