@@ -46,10 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             from ohlora_utils import grading
 
             replies = pd.read_csv(args.out / "replies.csv", keep_default_na=False)
-            samples = {name: group[["id", "kind", "message", "reply"]] for name, group in replies.groupby("setting")}
-            n = min(len(group) for group in samples.values())
-            sheet, key = grading.draw(samples, n, seed=0)
-            grading.write_set(args.folder, sheet, key)
+            sheet = grading.draw_every(replies, "setting", args.folder)
             print(f"{len(sheet)} items in {args.folder / 'sheet.csv'} (graders never open key.csv)")
         else:
             from ohlora_utils import decoding_study, grading

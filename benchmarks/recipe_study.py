@@ -71,10 +71,9 @@ def generate_replies(args) -> None:
     from ohlora_utils.adapters import read_adapter_meta
     from ohlora_utils.data import load_fine_tuning
     from ohlora_utils.decoding_study import DecodingSetting, decoding_replies
-    from ohlora_utils.devices import compute_device
     from ohlora_utils.eval_data import load_everyday
     from ohlora_utils.finetune import TRAINING_LOG
-    from ohlora_utils.generation import INT8_MATMUL, TaskModels
+    from ohlora_utils.generation import TaskModels, int8_merged_available
     from ohlora_utils.llm_metrics import response_selection
     from ohlora_utils.models import inference_dtype
     from ohlora_utils.profiles import get_profile
@@ -85,8 +84,6 @@ def generate_replies(args) -> None:
 
     profile = get_profile()
     everyday = load_everyday().sample(args.n, random_state=args.seed)
-    frame = load_fine_tuning()
-    valid = frame[frame["data_type"] == "valid"]
     chat_decoding = DecodingSetting(decoding=TASKS[REPLY].decoding)
     for name in args.recipe or list(RECIPES):
         folder = args.out / RECIPES[name].folder
@@ -101,12 +98,13 @@ def generate_replies(args) -> None:
         kept_step = meta.get("kept_step", meta["steps"])
         models = TaskModels.load(profile, tasks=(REPLY,), adapters={REPLY: adapter}, dtype=inference_dtype(),
                                  restrict_vocabulary=True, merged=(REPLY,),
-                                 merged_int8=INT8_MATMUL is not None and compute_device() == "cpu")
+                                 merged_int8=int8_merged_available())
         replies = decoding_replies(models, everyday["text"].tolist(), chat_decoding, START, args.seed)
         run = {"recipe": name, "train_minutes": meta["train_seconds"] / 60, "steps": meta["steps"],
                "kept_step": kept_step, "valid_loss": float(log.loc[log["step"] == kept_step, "valid_loss"].iloc[-1])}
         if args.selection:
-            _, selection = response_selection(models, valid)
+            frame = load_fine_tuning()
+            _, selection = response_selection(models, frame[frame["data_type"] == "valid"])
             run |= {"selection_top1": selection["top1"], "selection_mrr": selection["mrr"]}
         atomic_write_text(folder / RUN, json.dumps(run, ensure_ascii=False, indent=1))
         atomic_write_text(folder / REPLIES, replies.assign(recipe=name, id=everyday["id"].to_numpy(),
@@ -124,10 +122,7 @@ def draw_set(args) -> None:
 
     folders = [args.out / recipe.folder for recipe in RECIPES.values() if (args.out / recipe.folder / REPLIES).is_file()]
     replies = pd.concat([pd.read_csv(folder / REPLIES, keep_default_na=False) for folder in folders])
-    samples = {name: group[["id", "kind", "message", "reply"]] for name, group in replies.groupby("recipe")}
-    n = min(len(group) for group in samples.values())
-    sheet, key = grading.draw(samples, n, seed=0)
-    grading.write_set(args.folder, sheet, key)
+    sheet = grading.draw_every(replies, "recipe", args.folder)
     runs = pd.DataFrame([json.loads((folder / RUN).read_text(encoding="utf-8")) for folder in folders])
     atomic_write_text(args.folder / RUNS_FILE, runs.to_csv(index=False))
     print(f"{len(sheet)} items in {args.folder / 'sheet.csv'} (graders never open key.csv or {RUNS_FILE})")

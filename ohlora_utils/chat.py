@@ -40,8 +40,7 @@ from .errors import OhloraError, exit_on_user_error
 from .ethics import clean_text
 from .expression import expression_scores
 from .formats import has_visible_characters, parse_expression
-from .devices import compute_device
-from .generation import INT8_MATMUL, TaskModels, answer_requests
+from .generation import TaskModels, answer_requests, int8_merged_available
 from .models import inference_dtype
 from .paths import artifacts_dir
 from .profiles import Profile, get_profile
@@ -315,7 +314,7 @@ def load_chat_models(profile: Profile, artifacts: Path | None = None, restrict_v
     llms = TaskModels.load(profile, adapters={task: root / "adapters" / profile.name / task for task in TASKS},
                            dtype=inference_dtype() if dtype == "auto" else dtype,
                            restrict_vocabulary=restrict_vocabulary, merged=tuple(merged),
-                           merged_int8=int8_merged and INT8_MATMUL is not None and compute_device() == "cpu")
+                           merged_int8=int8_merged and int8_merged_available())
     return ChatModels(llms, load_retriever(root / MEMORY_DIR), load_classifier(root / ETHICS_DIR), root)
 
 

@@ -119,20 +119,26 @@ def automatic_metrics(replies: pd.DataFrame) -> dict[str, float]:
             "fell back %": 100.0 * float(np.mean([t == TASKS[REPLY].fallback for t in texts]))}
 
 
-def decoding_table(replies: dict[str, pd.DataFrame], grades_by_recipe: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per setting: what it tests, the blind grade (``grading.grade_tables(folder)["grades by
-    recipe"]``, averaged over the graders) and the automatic metrics."""
+def study_table(replies: dict[str, pd.DataFrame], grades_by_recipe: pd.DataFrame | None, notes: dict[str, str],
+                label: str, measured: dict[str, dict] | None = None) -> pd.DataFrame:
+    """One row per study row (``label`` names the column), in the order of ``notes`` (the study's own rows
+    first): what it tests, the blind grade (``grading.grade_tables(folder)["grades by recipe"]``, averaged over
+    the graders), any ``measured`` columns of that row, then the reply texts' automatic metrics."""
     rows = []
-    listed = [name for name in SETTINGS if name in replies] + [name for name in replies if name not in SETTINGS]
-    for name in listed:   # in the order of SETTINGS, the baseline first
-        frame = replies[name]
-        row = {"setting": name, "what it tests": SETTINGS[name].note if name in SETTINGS else ""}
+    listed = [name for name in notes if name in replies] + [name for name in replies if name not in notes]
+    for name in listed:
+        row = {label: name, "what it tests": notes.get(name, "")}
         if grades_by_recipe is not None:
             mine = grades_by_recipe[grades_by_recipe["recipe"] == name]
             row |= {"graded 2 %": float(mine["graded 2 %"].mean()), "graded 0 %": float(mine["graded 0 %"].mean()),
                     "mean grade": float(mine["mean grade"].mean())}
-        rows.append(row | automatic_metrics(frame))
+        rows.append(row | (measured or {}).get(name, {}) | automatic_metrics(replies[name]))
     return pd.DataFrame(rows)
+
+
+def decoding_table(replies: dict[str, pd.DataFrame], grades_by_recipe: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``study_table`` of the decoding settings (baseline first)."""
+    return study_table(replies, grades_by_recipe, {name: s.note for name, s in SETTINGS.items()}, "setting")
 
 
 def plot_decoding(ax, table: pd.DataFrame) -> None:

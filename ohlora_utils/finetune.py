@@ -485,7 +485,7 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
         "architecture": source.architecture, "data": str(FINE_TUNING_CSV.name),
         "data_sha256": data_fingerprint(), "train_rows": len(train), "valid_rows": len(valid),
         "config": asdict(config), "steps": trainer.state.global_step, "train_seconds": round(seconds, 1),
-        "kept_step": _kept_step(trainer.state) if config.keep_best_epoch else trainer.state.global_step,
+        "kept_step": (trainer.state.best_global_step if config.keep_best_epoch else None) or trainer.state.global_step,
         "versions": library_versions(), "provenance": stamp,
     }
     with atomic_dir(out_dir) as staging:
@@ -496,12 +496,6 @@ def train_task(task: str, profile: Profile, config: LoraTrainConfig, frame: pd.D
         write_manifest(staging, kind="adapter")
     shutil.rmtree(work_dir, ignore_errors=True)
     return TrainResult(task, out_dir, pd.read_csv(out_dir / TRAINING_LOG), seconds, trainer.state.global_step, meta)
-
-
-def _kept_step(state) -> int:
-    """The step of the checkpoint the Trainer loaded back as the best (``checkpoint-<step>``)."""
-    best = state.best_model_checkpoint
-    return int(Path(best).name.rsplit("-", 1)[1]) if best else state.global_step
 
 
 def base_weights_dtype(config: LoraTrainConfig, device: str | None = None) -> torch.dtype:

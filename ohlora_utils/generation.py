@@ -44,6 +44,11 @@ GENERATION_BATCH = 16       # prompts generated together
 INT8_MATMUL = getattr(torch, "_weight_int8pack_mm", None)
 
 
+def int8_merged_available() -> bool:
+    """Merged copies may hold int8 weights (``Int8Linear``): torch has the kernel and the work runs on the CPU."""
+    return INT8_MATMUL is not None and compute_device() == "cpu"
+
+
 class EndMarkerStop:
     """Stopping criterion: a row is done once its generated text contains the end marker.
 

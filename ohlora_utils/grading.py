@@ -55,6 +55,15 @@ def draw(samples: dict[str, pd.DataFrame], n: int, seed: int = 0) -> tuple[pd.Da
     return sheet, key
 
 
+def draw_every(replies: pd.DataFrame, by: str, folder: Path, seed: int = 0) -> pd.DataFrame:
+    """A new grading set in ``folder`` from one frame of replies (id, kind, message, reply and the ``by``
+    column naming what made each): as many replies of each as the one with the fewest has. Returns the sheet."""
+    samples = {name: group[["id", "kind", "message", "reply"]] for name, group in replies.groupby(by)}
+    sheet, key = draw(samples, min(len(group) for group in samples.values()), seed)
+    write_set(folder, sheet, key)
+    return sheet
+
+
 def set_samples(folder: Path) -> dict[str, pd.DataFrame]:
     """The replies of an earlier graded set, by the recipe that made them (id, kind, message, reply): so a
     new recipe can be graded blind beside an old one on the same messages without re-running the old one."""

@@ -284,7 +284,11 @@ def sweep_point(similarity: np.ndarray, keys, threshold: float) -> SweepPoint:
 
 def threshold_sweep(similarity: np.ndarray, keys, grid=THRESHOLD_GRID) -> pd.DataFrame:
     """Precision and recall of the chat's decision (``simulated_stores``) at every threshold of ``grid``."""
-    stores = simulated_stores(similarity, keys)
+    return store_sweep(simulated_stores(similarity, keys), grid)
+
+
+def store_sweep(stores: pd.DataFrame, grid=THRESHOLD_GRID) -> pd.DataFrame:
+    """``store_point`` of ``stores`` at every threshold of ``grid``, with its F-beta."""
     frame = pd.DataFrame([vars(store_point(stores, t)) for t in grid])
     frame["f_beta"] = f_beta(frame["precision"], frame["recall"], THRESHOLD_BETA)
     return frame
@@ -295,8 +299,9 @@ def choose_threshold(similarity: np.ndarray, keys, setting: str = "auto", split:
     """``"auto"``: the best F-beta of ``threshold_sweep`` over ``similarity`` (the ``split`` lines; the higher
     threshold on ties); else the float in ``setting``. ``test=(similarity, keys)`` of the test lines adds the
     chosen threshold's precision and recall there (``test_precision``, ``test_recall``)."""
+    stores = simulated_stores(similarity, keys)
     if str(setting).strip().lower() == "auto":
-        sweep = threshold_sweep(similarity, keys)
+        sweep = store_sweep(stores)
         best = sweep.loc[sweep["f_beta"] == sweep["f_beta"].max()].iloc[-1]
         threshold = float(best["threshold"])
         how = f"max F{THRESHOLD_BETA:g} of the chat's decision over {STORE_SIZE}-memory stores of the {split} split"
@@ -308,7 +313,7 @@ def choose_threshold(similarity: np.ndarray, keys, setting: str = "auto", split:
         if not math.isfinite(threshold):
             raise OhloraError(f"threshold {setting!r} is not finite", fix='use "auto" or a number like "0.8"')
         how = "given by the user"
-    point = sweep_point(similarity, keys, threshold)
+    point = store_point(stores, threshold)
     choice = {"threshold": threshold, "how": how, "split": split, "precision": point.precision,
               "recall": point.recall, "retrieved": point.retrieved, "correct": point.correct,
               "stores": len(keys) * STORE_DRAWS, "store_size": STORE_SIZE}

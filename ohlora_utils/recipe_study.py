@@ -78,21 +78,12 @@ def recipe_table(replies: dict[str, pd.DataFrame], grades_by_recipe: pd.DataFram
     metrics.
 
     ``runs``: one row per recipe with ``recipe`` and the ``RUN_COLUMNS`` measured (``runs.csv``)."""
-    from .decoding_study import automatic_metrics
+    from .decoding_study import study_table
 
-    rows = []
-    listed = [name for name in RECIPES if name in replies] + [name for name in replies if name not in RECIPES]
-    for name in listed:
-        row = {"recipe": name, "what it tests": RECIPES[name].note if name in RECIPES else ""}
-        if grades_by_recipe is not None:
-            mine = grades_by_recipe[grades_by_recipe["recipe"] == name]
-            row |= {"graded 2 %": float(mine["graded 2 %"].mean()), "graded 0 %": float(mine["graded 0 %"].mean()),
-                    "mean grade": float(mine["mean grade"].mean())}
-        run = runs[runs["recipe"] == name]
-        if len(run):
-            row |= {column: float(run[column].iloc[0]) for column in RUN_COLUMNS if column in run}
-        rows.append(row | automatic_metrics(replies[name]))
-    return pd.DataFrame(rows)
+    measured = {row["recipe"]: {column: float(row[column]) for column in RUN_COLUMNS if column in runs}
+                for row in runs.to_dict("records")}
+    return study_table(replies, grades_by_recipe, {name: recipe.note for name, recipe in RECIPES.items()},
+                       "recipe", measured)
 
 
 def recipe_results(folder=RECIPE_SET) -> pd.DataFrame:
