@@ -16,7 +16,9 @@ temperature and stops at its end marker. An answer is retried (temperature +0.1 
 tries) when it is empty, never reached its end marker, contains another marker or ``http``, names the
 wrong weekday (replies), or is not a well-formed expression; after that the original's fallback is used:
 ``(읽씹)`` for a reply, nothing for a summary or memory, ``(눈 보통, 입 보통, 고개 돌림 없음)`` for the face.
-Memory answers are normalised to exactly one ``[key: value]`` (or none).
+Memory answers are normalised to exactly one ``[key: value]`` (or none). Whether there is a memory at all
+is decided before sampling (``empty_gate``): the adapter's probability of answering "nothing to remember"
+against ``TaskSpec.empty_gate``; where it says remember, the answer is sampled from its opening ``[``.
 """
 from __future__ import annotations
 
@@ -348,10 +350,11 @@ class TaskModels:
         return results
 
     def completion_log_likelihood(self, task: str, prompts: list[str], completions: list[str],
-                                  batch_size: int = 8) -> list[float]:
+                                  batch_size: int = 8, total: bool = False) -> list[float]:
         """Mean log-probability per token of each completion after its prompt, under ``task``'s adapter and
         the output layer the chat samples from: the score of response selection (llm_metrics) and of
-        reranking candidates. ``completions`` are task completions as trained (``TaskSpec.completion``)."""
+        reranking candidates. ``completions`` are task completions as trained (``TaskSpec.completion``).
+        ``total``: the sum over the completion's tokens instead (the log-probability of the whole completion)."""
         if task not in self.models:
             raise OhloraError(f"no adapter loaded for task {task!r}", fix=f"loaded: {', '.join(self.models) or 'none'}")
         if len(prompts) != len(completions):
@@ -385,8 +388,14 @@ class TaskModels:
                 row_of = keep.nonzero()[:, 0]
                 sums = torch.zeros(len(pairs), device=token_scores.device).index_add_(0, row_of, token_scores)
                 counts = keep.sum(dim=1).clamp(min=1)
-            scores += (sums / counts).tolist()
+            scores += (sums if total else sums / counts).tolist()
         return scores
+
+    def empty_answer_probability(self, task: str, prompts: list[str]) -> list[float]:
+        """Probability that ``task``'s adapter answers nothing after each prompt (its end marker at once):
+        what ``TaskSpec.empty_gate`` compares, e.g. the memory task's "nothing to remember"."""
+        empty = TASKS[task].completion({task: ""})
+        return torch.tensor(self.completion_log_likelihood(task, prompts, [empty] * len(prompts), total=True)).exp().tolist()
 
     def _generate_rows(self, rows, seed, max_new_tokens) -> list[Generation]:
         tasks = [task for task, _, _ in rows]
@@ -462,19 +471,50 @@ def answer_batch(models: TaskModels, task: str, prompts: list[str], weekday: str
     return answer_requests(models, [(task, prompt, day) for prompt, day in zip(prompts, weekdays)], seed, max_tries)
 
 
+def empty_gate(models: TaskModels, requests: list[tuple[str, str, str | None]], answers: list[Answer],
+               gates: dict[str, float | None] | None = None) -> tuple[list[int], list[str], list[str]]:
+    """For rows of a task with an ``empty_gate``: the empty answer where the adapter finds it at least that
+    likely (set in ``answers``, nothing generated), else the prompt extended by the task's ``opening``, so that
+    the answer sampled cannot be empty. Returns the rows still to generate, every row's prompt and the opening
+    forced on it (to put back in front of what is generated). ``gates``: a gate per task other than the task's
+    own (None: no gate, the empty answer is sampled like any other; ``inf``: always the opening)."""
+    prompts, openings = [prompt for _, prompt, _ in requests], [""] * len(requests)
+    pending = list(range(len(requests)))
+    for task in dict.fromkeys(task for task, _, _ in requests):
+        spec = TASKS[task]
+        gate = (gates or {}).get(task, spec.empty_gate)
+        if gate is None:
+            continue
+        rows = [i for i, (row_task, _, _) in enumerate(requests) if row_task == task]
+        started = time.perf_counter()
+        probabilities = models.empty_answer_probability(task, [prompts[i] for i in rows])
+        share = (time.perf_counter() - started) / len(rows)
+        for index, probability in zip(rows, probabilities):
+            answers[index].seconds += share
+            if probability >= gate:
+                answers[index].tries, answers[index].attempts = 1, [""]
+                pending.remove(index)
+            else:
+                prompts[index] += f" {spec.opening}"
+                openings[index] = spec.opening
+    return pending, prompts, openings
+
+
 def answer_requests(models: TaskModels, requests: list[tuple[str, str, str | None]], seed: int = 0,
-                    max_tries: int = MAX_TRIES, temperatures: dict[str, float] | None = None) -> list[Answer]:
+                    max_tries: int = MAX_TRIES, temperatures: dict[str, float] | None = None,
+                    empty_gates: dict[str, float | None] | None = None) -> list[Answer]:
     """Guarded answers for ``(task, prompt, weekday)`` rows, tasks mixed: each row is retried at its
     temperature + 0.1 per retry until valid or ``max_tries``, then gets its task's fallback.
-    ``temperatures``: a first-try temperature per task other than the task's own (the decoding study)."""
+    ``temperatures``: a first-try temperature per task other than the task's own (the decoding study);
+    ``empty_gates``: the same for ``TaskSpec.empty_gate`` (``empty_gate``; the memory gate's study)."""
     first_temperature = {task: spec.temperature for task, spec in TASKS.items()} | (temperatures or {})
     answers = [Answer(task, None, 0, 0.0, False) for task, _, _ in requests]
-    pending = list(range(len(requests)))
+    pending, prompts, openings = empty_gate(models, requests, answers, empty_gates)
     for attempt in range(max_tries):
         if not pending:
             break
         started = time.perf_counter()
-        batch = [(requests[i][0], requests[i][1], first_temperature[requests[i][0]] + RETRY_TEMPERATURE_STEP * attempt)
+        batch = [(requests[i][0], prompts[i], first_temperature[requests[i][0]] + RETRY_TEMPERATURE_STEP * attempt)
                  for i in pending]
         generations = models.generate_mixed(batch, seed=seed + 7919 * attempt)
         share = (time.perf_counter() - started) / len(pending)  # batch time split evenly among its rows
@@ -482,6 +522,7 @@ def answer_requests(models: TaskModels, requests: list[tuple[str, str, str | Non
         for index, generation in zip(pending, generations):
             task, _, weekday = requests[index]
             answer = answers[index]
+            generation = Generation(openings[index] + generation.text, generation.ended, generation.tokens)
             answer.tries += 1
             answer.seconds += share
             answer.attempts.append(generation.text)

@@ -26,7 +26,7 @@ import pandas as pd
 from .data import is_refusal
 from .evaluation_cache import cached_frame
 from .formats import MEMORY_ITEM, parse_expression, parse_memory_item, split_context
-from .generation import TaskModels, answer_batch
+from .generation import TaskModels, answer_batch, answer_requests
 from .provenance import content_sha256
 from .tasks import TASKS
 from .timeinfo import wrong_weekday_mentions
@@ -35,6 +35,7 @@ from .timeinfo import wrong_weekday_mentions
 EVAL_ROWS = {"quick": 4, "default": 128, "paper": None}
 EVAL_SAMPLE_SEED = 0       # which valid rows a limited evaluation scores (a fixed sample over the whole split)
 SELECTION_CANDIDATES = 10  # response selection: the gold reply and 9 other valid replies
+GATE_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)   # memory gates the study sweeps (TaskSpec.empty_gate)
 METRICS_CSV, ANSWERS_CSV = "valid_metrics.csv", "valid_answers.csv"
 LIST_START = re.compile(r"^\s*(\d|[-*•·]|[①-⑳])")   # "1.", "- ", "* ", "•": the original's defect
 
@@ -159,6 +160,31 @@ def _memory_metrics(frame: pd.DataFrame, _) -> dict:
             "key_accuracy_when_both_saved": rate(a[0] == g[0] for a, g in both),
             "value_char_f1_when_both_saved": (sum(character_f1(a[1], g[1]) for a, g in both) / len(both)
                                               if both else float("nan"))}
+
+
+def memory_gate_sweep(llms: TaskModels, valid: pd.DataFrame, grid=GATE_GRID, seed: int = 0) -> pd.DataFrame:
+    """The memory task's extraction on ``valid`` with the save-or-not decision sampled (the original: no gate)
+    and at each gate of ``grid`` (``TaskSpec.empty_gate``): memories saved, precision, recall, key accuracy
+    and value overlap. One forced answer per row (sampled after the opening ``[``) serves every gate, so a gate
+    here saves the same memory as the chat would, up to the sampling draw."""
+    prompts, gold = task_inputs("memory", valid), valid["memory"].fillna("").tolist()
+    requests = [("memory", prompt, None) for prompt in prompts]
+    empty = llms.empty_answer_probability("memory", prompts)
+    sampled = answer_requests(llms, requests, seed, empty_gates={"memory": None})
+    forced = answer_requests(llms, requests, seed, empty_gates={"memory": float("inf")})
+
+    def scored(decision: str, gate: float, texts: list[str | None]) -> dict:
+        frame = pd.DataFrame({"answer": [text or "" for text in texts], "gold": gold, "first_try": [""] * len(gold)})
+        metrics = _memory_metrics(frame, None)
+        return {"decision": decision, "gate": gate, "saved": sum(bool(text) for text in texts),
+                "due": sum(bool(g.strip()) for g in gold)} | {
+            column: metrics[column] for column in ("saved_precision", "saved_recall", "key_accuracy_when_both_saved",
+                                                   "value_char_f1_when_both_saved")}
+
+    rows = [scored("sampled (the original)", float("nan"), [answer.text for answer in sampled])]
+    rows += [scored("gate", gate, [answer.text if p < gate else None for answer, p in zip(forced, empty)])
+             for gate in grid]
+    return pd.DataFrame(rows)
 
 
 def _expression_metrics(frame: pd.DataFrame, train: pd.DataFrame) -> dict:

@@ -28,6 +28,10 @@ class TaskSpec:
     fallback: str | None    # what the original answered after five failed tries (None: no answer)
     original_epochs: int    # the original's epochs for this task (docs/fine_tuning.md)
     decoding: Decoding = DEFAULT_DECODING   # top-k / top-p / min-p / repetition penalty after the temperature
+    # a task whose empty answer means something ("no memory"): answer only when the adapter's probability of the
+    # empty answer is below this gate; the answer it then samples is forced to begin with ``opening``
+    empty_gate: float | None = None
+    opening: str = ""
 
     def prompt(self, row: Mapping[str, str]) -> str:
         return self.prompt_template.format(**row) + f" {self.start_marker} {ANSWER_HEADER}"
@@ -45,7 +49,10 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec("output_message", "(답변 시작)", "(답변 종료)", "{input_data}", 0.6, 64, "(읽씹)", 5,
                  decoding=Decoding(min_p=0.1)),
         TaskSpec("summary", "(요약 시작)", "(요약 종료)", "{input_data} (오로라 답변) {output_message}", 0.6, 48, None, 10),
-        TaskSpec("memory", "(요약 시작)", "(요약 종료)", "{input_data}", 0.6, 32, None, 20),
+        # save or not is decided greedily (the likelier of "no memory" and "a memory"), then the memory is
+        # sampled: sampling the decision too (the original) saved fewer memories, and fewer of them were due
+        # (docs/fine_tuning.md, benchmarks/memory_gate.py); "[" opens a "[key: value]" item (formats.MEMORY_ITEM)
+        TaskSpec("memory", "(요약 시작)", "(요약 종료)", "{input_data}", 0.6, 32, None, 20, empty_gate=0.5, opening="["),
         TaskSpec("eyes_mouth_pose", "(표정 출력 시작)", "(표정 출력 종료)", "{output_message}", 1.0, 32,
                  "(눈 보통, 입 보통, 고개 돌림 없음)", 30),
     )

@@ -27,10 +27,15 @@ class ScriptedLLMs:
                        "eyes_mouth_pose": "(눈 크게, 입 보통, 고개 돌림 없음)", **(replies or {})}
         self.merged = {}   # tasks with a merged copy (TaskModels.merged): the reply then runs alone
 
+    def empty_answer_probability(self, task, prompts):
+        return [0.0] * len(prompts)   # the memory gate always opens: every turn's memory row is generated
+
     def generate_mixed(self, requests, seed=None, max_new_tokens=None):
-        self.calls += [(task, prompt) for task, prompt, _ in requests]
+        self.calls += [(task, prompt.removesuffix(" [")) for task, prompt, _ in requests]
         self.batches.append([task for task, _, _ in requests])
-        return [Generation(self.script[task], True) for task, _, _ in requests]
+        # the memory row is asked after the gate's opening "[": the scripted item without it
+        return [Generation(self.script[task].removeprefix("[") if task == "memory" else self.script[task], True)
+                for task, _, _ in requests]
 
 
 class KeywordRetriever:

@@ -89,6 +89,9 @@ class NeverEnding:
         self.calls += 1
         return [Generation("끝나지 않는 말", False) for _ in requests]
 
+    def empty_answer_probability(self, task, prompts):
+        return [0.0] * len(prompts)   # a memory is always due: the memory rows generate too
+
 
 def test_never_ending_generation_falls_back_after_the_tries():
     models = NeverEnding()
@@ -313,6 +316,52 @@ def test_completion_log_likelihood_is_the_mean_token_log_probability_of_the_adap
         expected = sum(logits[len(p) - 1 + i, token].item() for i, token in enumerate(c)) / len(c)
         assert score == pytest.approx(expected, abs=1e-4)
     assert all(score < 0 for score in scores)
+
+
+def test_empty_answer_probability_is_the_probability_of_the_end_marker_alone(llms):
+    prompts = ["나 간호사로 일해 (요약 시작) ### 답변:", "ㅋㅋㅋ (요약 시작) ### 답변:"]
+    probabilities = llms.empty_answer_probability("memory", prompts)
+    totals = llms.completion_log_likelihood("memory", prompts, [" (요약 종료)"] * 2, total=True)
+    means = llms.completion_log_likelihood("memory", prompts, [" (요약 종료)"] * 2)
+    tokens = len(llms.tokenizers["memory"](" (요약 종료)", add_special_tokens=False)["input_ids"])
+    assert probabilities == pytest.approx([float(torch.tensor(t).exp()) for t in totals])
+    assert totals == pytest.approx([m * tokens for m in means], abs=1e-4)
+    assert all(0 < p < 1 for p in probabilities)
+
+
+class Gated:
+    """Task models with a scripted probability of "nothing to remember" per prompt; they record what they
+    were asked to generate and answer ``key: value]`` (the rest of an item after its opening)."""
+
+    def __init__(self, empty: dict[str, float]):
+        self.empty, self.prompts = empty, []
+
+    def empty_answer_probability(self, task, prompts):
+        return [self.empty[prompt] for prompt in prompts]
+
+    def generate_mixed(self, requests, seed=None, max_new_tokens=None):
+        self.prompts += [prompt for _, prompt, _ in requests]
+        return [Generation("직업: 간호사]" if task == "memory" else "응 좋아", True) for task, _, _ in requests]
+
+
+def test_the_memory_gate_saves_only_where_a_memory_is_likelier_and_then_never_samples_nothing():
+    gate = TASKS["memory"].empty_gate
+    models = Gated({"간호사야": gate - 0.01, "ㅋㅋ": gate})
+    requests = [("memory", "간호사야", None), ("memory", "ㅋㅋ", None), ("output_message", "ㅋㅋ", None)]
+    saved, nothing, reply = answer_requests(models, requests)
+    assert saved.text == "[직업: 간호사]" and saved.attempts == ["[직업: 간호사]"]
+    assert nothing.text is None and nothing.tries == 1 and not nothing.fell_back
+    assert reply.text == "응 좋아"
+    # the likely-empty row is never generated; the other is generated after its opening, the reply as it is
+    assert models.prompts == ["간호사야 [", "ㅋㅋ"]
+
+
+def test_a_gate_can_be_lifted_or_forced_per_call():
+    models = Gated({"ㅋㅋ": 0.99})
+    [sampled] = answer_requests(models, [("memory", "ㅋㅋ", None)], empty_gates={"memory": None})
+    [forced] = answer_requests(models, [("memory", "ㅋㅋ", None)], empty_gates={"memory": float("inf")})
+    assert models.prompts == ["ㅋㅋ", "ㅋㅋ ["]
+    assert sampled.text is None and forced.text == "[직업: 간호사]"   # "직업: 간호사]" alone is no item
 
 
 def test_completion_log_likelihood_refuses_mismatched_or_unknown_input(llms):

@@ -66,3 +66,34 @@ def test_the_headline_table_puts_each_figure_beside_its_baseline():
     assert table.iloc[0]["value"] == 0.4 and table.iloc[0]["baseline"] == 0.1
     assert table[table["metric"] == "saved recall (a due memory was saved)"]["value"].isna().all()  # not measured
     assert "response selection" not in " ".join(headline_table(metrics)["metric"])
+
+
+class ScriptedMemory:
+    """Memory-task models with a scripted probability of "nothing to remember" per prompt: sampled freely they
+    answer the empty answer, after the opening ``[`` they answer the rest of one item."""
+
+    def __init__(self, empty):
+        self.empty = empty
+
+    def empty_answer_probability(self, task, prompts):
+        return [self.empty[prompt] for prompt in prompts]
+
+    def generate_mixed(self, requests, seed=None, max_new_tokens=None):
+        from ohlora_utils.generation import Generation
+
+        return [Generation("직업: 간호사]" if prompt.endswith(" [") else "", True) for _, prompt, _ in requests]
+
+
+def test_the_memory_gate_sweep_saves_below_each_gate_and_scores_the_sampled_decision_beside_it():
+    from ohlora_utils.llm_metrics import memory_gate_sweep
+    from ohlora_utils.tasks import TASKS
+
+    valid = pd.DataFrame({"input_data": ["간호사야", "ㅋㅋ", "나 간호사"], "memory": ["[직업: 간호사]", "", "[직업: 간호사]"]})
+    prompts = [TASKS["memory"].prompt(row) for row in valid.to_dict("records")]
+    table = memory_gate_sweep(ScriptedMemory(dict(zip(prompts, [0.2, 0.45, 0.7]))), valid, grid=(0.3, 0.5, 0.8))
+    assert table["decision"].tolist() == ["sampled (the original)", "gate", "gate", "gate"]
+    assert table["saved"].tolist() == [0, 1, 2, 3]
+    assert table["due"].tolist() == [2] * 4
+    gated = table.iloc[1:]
+    assert gated["saved_precision"].tolist() == pytest.approx([1.0, 0.5, 2 / 3])
+    assert gated["saved_recall"].tolist() == pytest.approx([0.5, 0.5, 1.0])

@@ -26,12 +26,19 @@ class FakeLLMs:
     def __init__(self, tokenizer):
         self.tokenizers = {task: tokenizer for task in TASK_NAMES}
 
+    @staticmethod
+    def memory(prompt):
+        return next((item for word, item in MEMORIES.items() if word in prompt.split("(요약 시작)")[0]), "")
+
+    def empty_answer_probability(self, task, prompts):
+        return [0.0 if self.memory(prompt) else 1.0 for prompt in prompts]
+
     def generate_mixed(self, requests, seed=None, max_new_tokens=None):
         def answer(task, prompt):
             if task == "output_message":
                 return "미안, 그건 부담스러워" if "사귀" in prompt else "응 좋아 😊"
-            if task == "memory":
-                return next((item for word, item in MEMORIES.items() if word in prompt.split("(요약 시작)")[0]), "")
+            if task == "memory":   # asked after the gate's opening "[": the rest of the item
+                return self.memory(prompt).removeprefix("[")
             return "요약" if task == "summary" else "(눈 보통, 입 보통, 고개 돌림 없음)"
         return [Generation(answer(task, prompt), True) for task, prompt, _ in requests]
 
