@@ -162,12 +162,18 @@ def _memory_metrics(frame: pd.DataFrame, _) -> dict:
                                               if both else float("nan"))}
 
 
-def memory_gate_sweep(llms: TaskModels, valid: pd.DataFrame, grid=GATE_GRID, seed: int = 0) -> pd.DataFrame:
+def memory_gate_sweep(llms: TaskModels, valid: pd.DataFrame, grid=GATE_GRID, seed: int = 0,
+                      cache: bool = False) -> pd.DataFrame:
     """The memory task's extraction on ``valid`` with the save-or-not decision sampled (the original: no gate)
     and at each gate of ``grid`` (``TaskSpec.empty_gate``): memories saved, precision, recall, key accuracy
     and value overlap. One forced answer per row (sampled after the opening ``[``) serves every gate, so a gate
-    here saves the same memory as the chat would, up to the sampling draw."""
+    here saves the same memory as the chat would, up to the sampling draw. ``cache``: reuse the table computed
+    before from the same adapter, rows, grid, seed and code (``evaluation_cache``)."""
     prompts, gold = task_inputs("memory", valid), valid["memory"].fillna("").tolist()
+    if cache:
+        inputs = {"models": llms.signature("memory"), "seed": seed, "grid": list(grid),
+                  "rows": content_sha256([prompts, gold])}
+        return cached_frame("memory_gate", inputs, lambda: memory_gate_sweep(llms, valid, grid, seed))[0]
     requests = [("memory", prompt, None) for prompt in prompts]
     empty = llms.empty_answer_probability("memory", prompts)
     sampled = answer_requests(llms, requests, seed, empty_gates={"memory": None})

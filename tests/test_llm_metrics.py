@@ -73,7 +73,10 @@ class ScriptedMemory:
     answer the empty answer, after the opening ``[`` they answer the rest of one item."""
 
     def __init__(self, empty):
-        self.empty = empty
+        self.empty, self.generated = empty, 0
+
+    def signature(self, task):
+        return {"adapter": "scripted"}
 
     def empty_answer_probability(self, task, prompts):
         return [self.empty[prompt] for prompt in prompts]
@@ -81,6 +84,7 @@ class ScriptedMemory:
     def generate_mixed(self, requests, seed=None, max_new_tokens=None):
         from ohlora_utils.generation import Generation
 
+        self.generated += len(requests)
         return [Generation("직업: 간호사]" if prompt.endswith(" [") else "", True) for _, prompt, _ in requests]
 
 
@@ -97,3 +101,19 @@ def test_the_memory_gate_sweep_saves_below_each_gate_and_scores_the_sampled_deci
     gated = table.iloc[1:]
     assert gated["saved_precision"].tolist() == pytest.approx([1.0, 0.5, 2 / 3])
     assert gated["saved_recall"].tolist() == pytest.approx([0.5, 0.5, 1.0])
+
+
+def test_the_memory_gate_sweep_is_reused_when_nothing_that_decides_it_changed(tmp_path, monkeypatch):
+    from ohlora_utils.llm_metrics import memory_gate_sweep
+    from ohlora_utils.tasks import TASKS
+
+    monkeypatch.setenv("OHLORA_ARTIFACTS_DIR", str(tmp_path))
+    valid = pd.DataFrame({"input_data": ["간호사야", "ㅋㅋ"], "memory": ["[직업: 간호사]", ""]})
+    models = ScriptedMemory({TASKS["memory"].prompt(row): 0.2 for row in valid.to_dict("records")})
+    first = memory_gate_sweep(models, valid, grid=(0.5,), cache=True)
+    generated = models.generated
+    again = memory_gate_sweep(models, valid, grid=(0.5,), cache=True)
+    assert models.generated == generated > 0          # the second call generated nothing
+    pd.testing.assert_frame_equal(first, again, check_dtype=False)
+    memory_gate_sweep(models, valid, grid=(0.5, 0.8), cache=True)
+    assert models.generated > generated               # another grid is another table
