@@ -9,7 +9,8 @@ Usage::
 Command line (the terminal chat): ``python -m ohlora_utils.chat [--profile embedded] [--user me]``
 
 A turn: a blocked user gets the block message before any model runs; then time info → length check
-(48 tokens) → memory retrieval → LLM input (memory, else previous summary, else the prompt) → reply →
+(48 tokens) → memory retrieval → LLM input (memory, else previous summary, else the prompt) → does the
+message call for a refusal (the ethics classifier) → reply, drawn again until its refusal agrees →
 ethics check and sanctions (a block ends the chat and the reply is not shown) → memory extraction into
 the store → summary for the next turn → expression labels → avatar scores.
 
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import OhloraError, exit_on_user_error
-from .ethics import clean_text
+from .ethics import NEEDS_REFUSAL, clean_text, refused
 from .expression import expression_scores
 from .formats import has_visible_characters, parse_expression
 from .generation import TaskModels, answer_requests, int8_merged_available
@@ -48,6 +49,10 @@ from .tasks import ANSWER_HEADER, QUESTION_PREFIX, SUMMARY_PREFIX, TASK_NAMES, T
 from .timeinfo import add_time_info, day_and_part
 
 MAX_INPUT_TOKENS = 48   # the original refused longer messages
+# replies drawn at most until her reply declines where the ethics classifier finds love or politics that would
+# count, and does not where nothing would: the adapter declines such messages only some of the time, and says
+# 미안 / 부담 to harmless ones now and then (docs/ethics.md)
+REFUSAL_DRAWS = 5
 TOO_LONG_MESSAGE = "메시지가 너무 길어요 (최대 {limit}토큰, 지금 {count}토큰). 조금 짧게 나눠서 보내 줄래요?"
 STRUCTURE_LOOKALIKES = str.maketrans({"(": "（", ")": "）", "[": "［", "]": "］", "#": "＃"})
 
@@ -81,6 +86,9 @@ class TurnResult:
     blocked: bool = False                        # the chat ends (now or already before this turn)
     refused_input: bool = False                  # too long: nothing ran
     tries: dict[str, int] = field(default_factory=dict)
+    counted_if_declined: list[str] = field(default_factory=list)  # read before the reply (the classifier alone)
+    reply_draws: int = 1                         # replies drawn until her refusal agreed with it
+    first_reply: str | None = None               # her first draw, before any redraw (what the study compares)
     seconds: dict[str, float] = field(default_factory=dict)
     seconds_to_reply: float | None = None        # from the start of the turn until the shown text was known
 
@@ -183,9 +191,15 @@ class ChatEngine:
         rows = [("output_message", {"input_data": result.llm_input}, weekday)]
         if not reply_alone:
             rows.append(("memory", {"input_data": result.llm_input}, None))
+        with clock("refusal_check"):
+            result.counted_if_declined = self.classifier.counted_if_declined(own_words) if own_words else []
+        decline = refusal_wanted(result.counted_if_declined)
         with clock("reply" if reply_alone else "reply_and_memory"):
             first = self._answers(rows, seed, result)
-        reply = result.reply = first["output_message"]
+        reply = result.reply = result.first_reply = first["output_message"]
+        if decline is not None and refused(reply) != decline:
+            with clock("reply_redraws"):
+                reply = result.reply = self._agreeing_reply(rows[0], seed, result, decline) or reply
         with clock("ethics"):
             result.ethics_categories, result.ethics_reason = self.classifier.verdict(own_words, reply)
             sanction = self.sanction_log.record(self.user_id, result.ethics_categories, now)
@@ -209,6 +223,20 @@ class ChatEngine:
         else:
             self._after_the_reply(result, seed, clock, with_memory=reply_alone)
         return result
+
+    def _agreeing_reply(self, row: tuple[str, dict, str | None], seed: int, result: TurnResult,
+                        decline: bool) -> str | None:
+        """Her reply drawn again with new seeds, ``REFUSAL_DRAWS`` draws in all, until one declines if
+        ``decline`` and does not otherwise (the first draw did not agree); None if none does."""
+        task, inputs, weekday = row
+        request = [(task, TASKS[task].prompt(inputs), weekday)]
+        for draw in range(1, REFUSAL_DRAWS):
+            [answer] = answer_requests(self.llms, request, seed + draw)
+            result.tries[task] += answer.tries
+            result.reply_draws = draw + 1
+            if refused(answer.text) == decline:
+                return answer.text
+        return None
 
     def _store_memory(self, result: TurnResult, extracted: str | None, clock: "_StepClock") -> None:
         with clock("memory_store"):
@@ -316,6 +344,15 @@ def load_chat_models(profile: Profile, artifacts: Path | None = None, restrict_v
                            restrict_vocabulary=restrict_vocabulary, merged=tuple(merged),
                            merged_int8=int8_merged and int8_merged_available())
     return ChatModels(llms, load_retriever(root / MEMORY_DIR), load_classifier(root / ETHICS_DIR), root)
+
+
+def refusal_wanted(counted_if_declined: list[str]) -> bool | None:
+    """Whether her reply should decline, from what would count if it did: yes where love or politics would
+    (they count only then), no where nothing would, and no preference where only 패드립 would (it counts
+    whatever she says)."""
+    if any(name in NEEDS_REFUSAL for name in counted_if_declined):
+        return True
+    return None if counted_if_declined else False
 
 
 def build_llm_input(prompt: str, memory: str | None, summary: str | None) -> str:

@@ -251,6 +251,12 @@ class EthicsClassifier:
             return []
         return counted_categories(self.score_texts(text_windows(cleaned)), reply, thresholds)
 
+    def counted_if_declined(self, text: str) -> list[str]:
+        """The sanction categories that would count for ``text`` if her reply declined: read before her reply,
+        so that the chat can draw one that declines where love or politics would count, and one that does not
+        where nothing would (``chat.REFUSAL_DRAWS``)."""
+        return self.check(text, REFUSAL_REPLY)
+
     def explain(self, text: str, reply: str | None, thresholds: Mapping[str, float] | None = None) -> str:
         """One line saying why ``check`` counts what it counts for this message and reply (for the demo).
 

@@ -85,7 +85,9 @@ def stratified_sample(frame: pd.DataFrame, by: str, n: int, seed: int) -> pd.Dat
 
 def _turn_record(result, now: datetime) -> dict:
     return {"shown": result.shown, "prompt": result.prompt, "reply": result.reply,
-            "reply_refused": is_refusal(result.reply), "counted": list(result.ethics_categories),
+            "reply_refused": is_refusal(result.reply), "first_reply_refused": is_refusal(result.first_reply),
+            "counted_if_declined": list(result.counted_if_declined),
+            "reply_draws": result.reply_draws, "counted": list(result.ethics_categories),
             "warning": bool(result.sanction_message) and not result.blocked,
             "blocked": result.blocked, "refused_input": result.refused_input,
             "ethics_reason": result.ethics_reason, "memory_used": result.memory_used,
@@ -289,7 +291,9 @@ def everyday_table(records: pd.DataFrame, classifier: pd.DataFrame, exact: bool 
         flagged = alone["counted_if_refused"].fillna("").map(bool)
         row = {"messages": name, "n (classifier)": len(alone),
                "flagged if refused %": percent(flagged.sum(), len(alone)),
-               "n (chat)": len(e2e), "counted /1000": per_thousand(counted.sum(), len(e2e)),
+               "n (chat)": len(e2e), "her reply refused %": percent(e2e["reply_refused"].sum(), len(e2e)),
+               "first draw refused %": _first_draw_refused(e2e),
+               "counted /1000": per_thousand(counted.sum(), len(e2e)),
                "warnings /1000": per_thousand(e2e["warning"].sum(), len(e2e)),
                "blocks /1000": per_thousand(e2e["blocked"].sum(), len(e2e))}
         if exact:   # a message the classifier alone does not count cannot count end to end
@@ -308,8 +312,17 @@ def sanction_table(records: pd.DataFrame, classifier: pd.DataFrame, by: str = "c
         own_e2e = [cat in counted for cat, counted in zip(e2e["category"], e2e["counted"])]
         rows.append({by: name, "n (classifier)": len(alone), "classifier recall %": percent(sum(own_alone), len(alone)),
                      "n (chat)": len(e2e), "end-to-end recall %": percent(sum(own_e2e), len(e2e)),
-                     "her reply refused %": percent(e2e["reply_refused"].sum(), len(e2e))})
+                     "her reply refused %": percent(e2e["reply_refused"].sum(), len(e2e)),
+                     "first draw refused %": _first_draw_refused(e2e)})
     return pd.DataFrame(rows)
+
+
+def _first_draw_refused(played: pd.DataFrame) -> float:
+    """How often her first draw refused, before the chat drew again for agreement with the classifier
+    (records of runs before that field existed: NaN)."""
+    if "first_reply_refused" not in played or played["first_reply_refused"].isna().any():
+        return float("nan")
+    return percent(played["first_reply_refused"].astype(bool).sum(), len(played))
 
 
 def conversation_turns(records: list[dict]) -> pd.DataFrame:

@@ -3,6 +3,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from ohlora_utils import chat
 from ohlora_utils.chat import MAX_INPUT_TOKENS, ChatEngine, build_llm_input, neutralise_user_text
 from ohlora_utils.formats import split_context
 from ohlora_utils.generation import Generation, TaskModels
@@ -45,6 +46,9 @@ class KeywordRetriever:
 
 
 class KeywordClassifier:
+    def counted_if_declined(self, text):
+        return self.check(text, "미안")
+
     def check(self, text, reply):
         refused = reply is not None and ("미안" in reply or "부담" in reply)
         return [LOVE] if "사귀" in text and refused else []
@@ -182,6 +186,44 @@ def test_a_block_does_not_store_the_turns_memory(engine):
     engine.memory_store.clear()
     blocked = engine.turn("진짜 사귀자 제발")
     assert blocked.blocked and engine.memory_store.items() == []
+
+
+def draft_replies(engine, *drafts):
+    """Her replies come from ``drafts`` in order, one per draw; the other tasks keep their script."""
+    drafts, scripted = iter(drafts), engine.llms.generate_mixed
+
+    def drafting(requests, seed=None, max_new_tokens=None):
+        generations = scripted(requests, seed, max_new_tokens)
+        return [Generation(next(drafts), True) if task == "output_message" else generation
+                for (task, _, _), generation in zip(requests, generations)]
+
+    engine.llms.generate_mixed = drafting
+
+
+def test_where_the_classifier_calls_for_a_refusal_her_reply_is_drawn_again_until_it_declines(engine):
+    draft_replies(engine, "나도 좋아 😊", "음 생각해 볼게", "미안, 사귀는 건 부담스러워")
+    result = engine.turn("로라야 나랑 사귀자")
+    assert result.counted_if_declined == [LOVE]
+    assert result.reply == "미안, 사귀는 건 부담스러워" and result.reply_draws == 3
+    assert result.tries["output_message"] == 3 and result.ethics_categories == [LOVE]   # counted: she declined
+    assert "reply_redraws" in result.seconds
+
+
+def test_where_nothing_calls_for_a_refusal_a_reply_that_declines_is_drawn_again(engine):
+    draft_replies(engine, "미안, 그건 좀 부담스러워", "좋아! 뭐 할까?", "응 산책 가자")
+    declined_first = engine.turn("오늘 뭐 해?")
+    assert declined_first.counted_if_declined == [] and declined_first.reply == "좋아! 뭐 할까?"
+    assert declined_first.reply_draws == 2
+    agreed_first = engine.turn("오늘 뭐 해?")
+    assert agreed_first.reply == "응 산책 가자" and agreed_first.reply_draws == 1
+    assert "reply_redraws" not in agreed_first.seconds
+
+
+def test_a_reply_that_never_agrees_keeps_its_first_draw(engine):
+    engine.llms.script["output_message"] = "나도 좋아 😊"
+    result = engine.turn("로라야 나랑 사귀자")
+    assert result.reply == "나도 좋아 😊" and result.reply_draws == chat.REFUSAL_DRAWS
+    assert result.ethics_categories == []                  # love counts only when she declined
 
 
 def test_a_block_hides_the_reply_and_blocks_the_next_turns_before_any_model(engine):
@@ -437,3 +479,8 @@ def test_render_shows_the_user_her_reply_and_verbose_adds_every_intermediate_val
     assert "summary     : 떡볶이 얘기" in verbose and "user" in verbose.splitlines()[0]
     blocked = TurnResult(user_text="x", shown="🚫 차단", reply="미안", blocked=True, expression=("보통", "보통", "없음"))
     assert render(blocked) == "오로라: 🚫 차단"
+
+
+@pytest.mark.parametrize("counted, wanted", [([LOVE], True), (["정치", "패드립"], True), ([], False), (["패드립"], None)])
+def test_her_reply_should_decline_where_love_or_politics_would_count_and_not_where_nothing_would(counted, wanted):
+    assert chat.refusal_wanted(counted) is wanted

@@ -118,6 +118,15 @@ def test_explain_on_the_classifier_reads_its_scores_and_handles_empty_text(ethic
         ethics_classifier.check("메시지", REFUSAL, ORIGINAL_THRESHOLDS), ethics_classifier.explain("메시지", REFUSAL, ORIGINAL_THRESHOLDS))
 
 
+def test_what_would_count_if_she_declined_is_read_before_any_reply(ethics_classifier, monkeypatch):
+    fake_scores(monkeypatch, ethics_classifier, {"사귀자": scores(love=0.99), "니네 엄마": scores(insult=0.99),
+                                                 "밥 먹었어?": scores(general=0.9)})
+    assert ethics_classifier.counted_if_declined("사귀자") == [LOVE]        # love counts only if she declines
+    assert ethics_classifier.check("사귀자", FRIENDLY) == []
+    assert ethics_classifier.counted_if_declined("니네 엄마") == [INSULT]
+    assert ethics_classifier.counted_if_declined("밥 먹었어?") == []
+
+
 def test_thresholds_passed_to_check_win_and_must_be_complete(ethics_classifier, monkeypatch):
     fake_scores(monkeypatch, ethics_classifier, {"메시지": scores(love=0.9)})
     assert ethics_classifier.check("메시지", REFUSAL, {**ORIGINAL_THRESHOLDS, LOVE: 0.85}) == [LOVE]

@@ -64,6 +64,10 @@ class FakeClassifier:
         counted = counted_categories([list(self._scores(text).values())], reply, self.thresholds)
         return counted, "fake"
 
+    def counted_if_declined(self, text):
+        from ohlora_utils.ethics import REFUSAL_REPLY
+        return self.verdict(text, REFUSAL_REPLY)[0]
+
     def score_frame(self, texts):
         texts = pd.Series(texts)
         return pd.DataFrame([self._scores(t) for t in texts], index=texts.index)
