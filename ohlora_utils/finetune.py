@@ -124,7 +124,7 @@ PRESETS: dict[str, dict[str, LoraTrainConfig]] = {
         "output_message": LoraTrainConfig(epochs=1, augment=True, learning_rate=1e-3),
         "summary": LoraTrainConfig(epochs=1, max_train_rows=800),
         # the memory task: every row and lr 1e-3 (was 1,000 rows at 3e-4): saves more often and more of its
-        # saves are due, with the right key more often (docs/fine_tuning.md); about a minute more training
+        # saves are due, with the right key more often (docs/fine_tuning.md); 644 steps instead of 250
         "memory": LoraTrainConfig(epochs=1, learning_rate=1e-3),
         # the expression likewise: on 800 rows at 3e-4 it learned only how often each label occurs (greedy
         # answers were always the majority); on every row at 1e-3 it learns the labelling guide (docs/fine_tuning.md)
