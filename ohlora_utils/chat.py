@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import OhloraError, exit_on_user_error
-from .ethics import NEEDS_REFUSAL, clean_text, refused
+from .ethics import clean_text, refusal_wanted, refused
 from .expression import expression_scores
 from .formats import has_visible_characters, parse_expression
 from .generation import TaskModels, answer_requests, int8_merged_available
@@ -191,8 +191,9 @@ class ChatEngine:
         rows = [("output_message", {"input_data": result.llm_input}, weekday)]
         if not reply_alone:
             rows.append(("memory", {"input_data": result.llm_input}, None))
-        with clock("refusal_check"):
-            result.counted_if_declined = self.classifier.counted_if_declined(own_words) if own_words else []
+        with clock("refusal_check"):   # the message's ethics scores, read once: the check after the reply reuses them
+            scored = self.classifier.score_message(own_words)
+            result.counted_if_declined = self.classifier.counted_if_declined(scored)
         decline = refusal_wanted(result.counted_if_declined)
         with clock("reply" if reply_alone else "reply_and_memory"):
             first = self._answers(rows, seed, result)
@@ -201,7 +202,7 @@ class ChatEngine:
             with clock("reply_redraws"):
                 reply = result.reply = self._agreeing_reply(rows[0], seed, result, decline) or reply
         with clock("ethics"):
-            result.ethics_categories, result.ethics_reason = self.classifier.verdict(own_words, reply)
+            result.ethics_categories, result.ethics_reason = self.classifier.judge(scored, reply)
             sanction = self.sanction_log.record(self.user_id, result.ethics_categories, now)
             result.sanction_message = sanction.message
         if sanction.blocked_until is not None:   # a block ends the chat; the reply is not shown
@@ -344,15 +345,6 @@ def load_chat_models(profile: Profile, artifacts: Path | None = None, restrict_v
                            restrict_vocabulary=restrict_vocabulary, merged=tuple(merged),
                            merged_int8=int8_merged and int8_merged_available())
     return ChatModels(llms, load_retriever(root / MEMORY_DIR), load_classifier(root / ETHICS_DIR), root)
-
-
-def refusal_wanted(counted_if_declined: list[str]) -> bool | None:
-    """Whether her reply should decline, from what would count if it did: yes where love or politics would
-    (they count only then), no where nothing would, and no preference where only 패드립 would (it counts
-    whatever she says)."""
-    if any(name in NEEDS_REFUSAL for name in counted_if_declined):
-        return True
-    return None if counted_if_declined else False
 
 
 def build_llm_input(prompt: str, memory: str | None, summary: str | None) -> str:

@@ -18,6 +18,7 @@ of the scorings live in ``ethics_study``.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -186,6 +187,23 @@ def read_head(model_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     return weight, bias
 
 
+def refusal_wanted(counted_if_declined: list[str]) -> bool | None:
+    """Whether her reply should decline, from what would count if it did (``rule``): yes where love or
+    politics would (they count only then), no where nothing would, and no preference where only 패드립 would
+    (it counts whatever she says)."""
+    if any(name in NEEDS_REFUSAL for name in counted_if_declined):
+        return True
+    return None if counted_if_declined else False
+
+
+@dataclass(frozen=True)
+class MessageScores:
+    """One message's scores (``EthicsClassifier.score_message``): four per window, which ``check`` reads so
+    that nothing hides at the end of a long text, and the whole text's four, which the explanation reads."""
+    windows: np.ndarray          # one row of ETHICS_CATEGORIES scores per window; no rows for an empty message
+    whole: np.ndarray | None     # the whole text's scores; None for an empty message
+
+
 # --- the classifier -----------------------------------------------------------------------------------
 
 class EthicsClassifier:
@@ -251,11 +269,20 @@ class EthicsClassifier:
             return []
         return counted_categories(self.score_texts(text_windows(cleaned)), reply, thresholds)
 
-    def counted_if_declined(self, text: str) -> list[str]:
-        """The sanction categories that would count for ``text`` if her reply declined: read before her reply,
-        so that the chat can draw one that declines where love or politics would count, and one that does not
-        where nothing would (``chat.REFUSAL_DRAWS``)."""
-        return self.check(text, REFUSAL_REPLY)
+    def score_message(self, text: str) -> "MessageScores":
+        """``text``'s scores, read once: a chat turn asks twice (before her reply: ``counted_if_declined``; after
+        it: ``judge``), and the scores do not depend on the reply. An empty text has no windows."""
+        cleaned = clean_text(text)
+        if not cleaned:
+            return MessageScores(np.zeros((0, len(ETHICS_CATEGORIES)), dtype=np.float32), None)
+        windows = self.score_texts(text_windows(cleaned))
+        return MessageScores(windows, windows[0] if len(windows) == 1 else self.score_texts([text])[0])
+
+    def counted_if_declined(self, scored: "MessageScores") -> list[str]:
+        """The sanction categories that would count for a message (``score_message``) if her reply declined:
+        read before her reply, so that the chat can draw one that declines where love or politics would count,
+        and one that does not where nothing would (``refusal_wanted``, ``chat.REFUSAL_DRAWS``)."""
+        return self.judge(scored, REFUSAL_REPLY)[0]
 
     def explain(self, text: str, reply: str | None, thresholds: Mapping[str, float] | None = None) -> str:
         """One line saying why ``check`` counts what it counts for this message and reply (for the demo).
@@ -267,14 +294,16 @@ class EthicsClassifier:
     def verdict(self, text: str, reply: str | None,
                 thresholds: Mapping[str, float] | None = None) -> tuple[list[str], str]:
         """``(check(...), explain(...))``, scoring a text that fits one window (every chat message) once."""
+        return self.judge(self.score_message(text), reply, thresholds)
+
+    def judge(self, scored: "MessageScores", reply: str | None,
+              thresholds: Mapping[str, float] | None = None) -> tuple[list[str], str]:
+        """``verdict`` of a message already scored (``score_message``): what counts with this reply, and why."""
         thresholds = checked_thresholds(self.thresholds if thresholds is None else thresholds)
-        cleaned = clean_text(text)
-        if not cleaned:
+        if scored.whole is None:
             return [], "empty message: nothing to check"
-        rows = self.score_texts(text_windows(cleaned))
-        whole = rows[0] if len(rows) == 1 else self.score_texts([text])[0]
-        return (counted_categories(rows, reply, thresholds),
-                explain_rule(dict(zip(ETHICS_CATEGORIES, map(float, whole))), reply, thresholds))
+        return (counted_categories(scored.windows, reply, thresholds),
+                explain_rule(dict(zip(ETHICS_CATEGORIES, map(float, scored.whole))), reply, thresholds))
 
     def set_thresholds(self, values: Mapping[str, float], source: str, details: dict | None = None,
                        scoring: str | None = None, head: tuple[np.ndarray, np.ndarray] | None = None) -> None:

@@ -46,6 +46,13 @@ class KeywordRetriever:
 
 
 class KeywordClassifier:
+    def __init__(self):
+        self.scored = []
+
+    def score_message(self, text):
+        self.scored.append(text)
+        return text   # the fake's "scores" are the words themselves
+
     def counted_if_declined(self, text):
         return self.check(text, "미안")
 
@@ -53,7 +60,7 @@ class KeywordClassifier:
         refused = reply is not None and ("미안" in reply or "부담" in reply)
         return [LOVE] if "사귀" in text and refused else []
 
-    def verdict(self, text, reply):
+    def judge(self, text, reply):
         counted = self.check(text, reply)
         return counted, "사귀 typed and the reply refused" if counted else "nothing counts"
 
@@ -207,6 +214,7 @@ def test_where_the_classifier_calls_for_a_refusal_her_reply_is_drawn_again_until
     assert result.reply == "미안, 사귀는 건 부담스러워" and result.reply_draws == 3
     assert result.tries["output_message"] == 3 and result.ethics_categories == [LOVE]   # counted: she declined
     assert "reply_redraws" in result.seconds
+    assert engine.classifier.scored == ["로라야 나랑 사귀자"]   # scored once: before the reply and after it
 
 
 def test_where_nothing_calls_for_a_refusal_a_reply_that_declines_is_drawn_again(engine):
@@ -332,13 +340,12 @@ def test_loading_without_a_mechanisms_thresholds_is_a_clear_error(tiny_profile, 
 
 def test_the_classifier_and_the_retriever_read_the_users_own_words(engine):
     seen = {}
-    engine.classifier.verdict = lambda text, reply: (seen.setdefault("ethics", text), ([], ""))[1]
     best = engine.retriever.best
     engine.retriever.best = lambda query, items, threshold=None: (seen.setdefault("memory", query), best(query, items))[1]
     engine.memory_store.add("[좋아하는 음식: 떡볶이]")
     result = engine.turn("로라야 오늘 (답변 종료) 뭐 먹지")
     assert result.prompt.startswith("(지금은 토요일 오후) ")            # the LLMs get the time info
-    assert seen == {"ethics": "로라야 오늘 뭐 먹지", "memory": "로라야 오늘 뭐 먹지"}   # no prefix, no marker
+    assert seen == {"memory": "로라야 오늘 뭐 먹지"} and engine.classifier.scored == ["로라야 오늘 뭐 먹지"]   # no prefix, no marker
     assert result.memory_used == "[좋아하는 음식: 떡볶이]"
 
 
@@ -479,8 +486,3 @@ def test_render_shows_the_user_her_reply_and_verbose_adds_every_intermediate_val
     assert "summary     : 떡볶이 얘기" in verbose and "user" in verbose.splitlines()[0]
     blocked = TurnResult(user_text="x", shown="🚫 차단", reply="미안", blocked=True, expression=("보통", "보통", "없음"))
     assert render(blocked) == "오로라: 🚫 차단"
-
-
-@pytest.mark.parametrize("counted, wanted", [([LOVE], True), (["정치", "패드립"], True), ([], False), (["패드립"], None)])
-def test_her_reply_should_decline_where_love_or_politics_would_count_and_not_where_nothing_would(counted, wanted):
-    assert chat.refusal_wanted(counted) is wanted

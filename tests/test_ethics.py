@@ -121,10 +121,25 @@ def test_explain_on_the_classifier_reads_its_scores_and_handles_empty_text(ethic
 def test_what_would_count_if_she_declined_is_read_before_any_reply(ethics_classifier, monkeypatch):
     fake_scores(monkeypatch, ethics_classifier, {"사귀자": scores(love=0.99), "니네 엄마": scores(insult=0.99),
                                                  "밥 먹었어?": scores(general=0.9)})
-    assert ethics_classifier.counted_if_declined("사귀자") == [LOVE]        # love counts only if she declines
+    declined = lambda text: ethics_classifier.counted_if_declined(ethics_classifier.score_message(text))
+    assert declined("사귀자") == [LOVE]        # love counts only if she declines
     assert ethics_classifier.check("사귀자", FRIENDLY) == []
-    assert ethics_classifier.counted_if_declined("니네 엄마") == [INSULT]
-    assert ethics_classifier.counted_if_declined("밥 먹었어?") == []
+    assert declined("니네 엄마") == [INSULT]
+    assert declined("밥 먹었어?") == [] and declined(" \u200b ") == []
+
+
+def test_a_message_scored_once_is_judged_like_its_text_with_any_reply(ethics_classifier, monkeypatch):
+    fake_scores(monkeypatch, ethics_classifier, {"사귀자": scores(love=0.99)})
+    scored = ethics_classifier.score_message("사귀자")
+    for reply in (REFUSAL, FRIENDLY):
+        assert ethics_classifier.judge(scored, reply) == ethics_classifier.verdict("사귀자", reply)
+    assert ethics_classifier.judge(ethics_classifier.score_message(""), REFUSAL) == (
+        [], "empty message: nothing to check")
+
+
+@pytest.mark.parametrize("counted, wanted", [([LOVE], True), ([POLITICS, INSULT], True), ([], False), ([INSULT], None)])
+def test_her_reply_should_decline_where_love_or_politics_would_count_and_not_where_nothing_would(counted, wanted):
+    assert ethics.refusal_wanted(counted) is wanted
 
 
 def test_thresholds_passed_to_check_win_and_must_be_complete(ethics_classifier, monkeypatch):

@@ -59,14 +59,17 @@ class FakeClassifier:
         return {LOVE: 0.99 if "사귀" in text else 0.0, "일반": 0.0 if ("사귀" in text or "엄마" in text) else 0.9,
                 POLITICS: 0.0, INSULT: 0.99 if "엄마" in text else 0.0}
 
-    def verdict(self, text, reply):
+    def score_message(self, text):
+        return text   # the fake scores the words when judged
+
+    def judge(self, text, reply):
         from ohlora_utils.ethics import counted_categories
         counted = counted_categories([list(self._scores(text).values())], reply, self.thresholds)
         return counted, "fake"
 
     def counted_if_declined(self, text):
         from ohlora_utils.ethics import REFUSAL_REPLY
-        return self.verdict(text, REFUSAL_REPLY)[0]
+        return self.judge(text, REFUSAL_REPLY)[0]
 
     def score_frame(self, texts):
         texts = pd.Series(texts)
