@@ -229,8 +229,8 @@ class ChatEngine:
                         decline: bool) -> str | None:
         """Her reply drawn again with new seeds, ``REFUSAL_DRAWS`` draws in all, until one declines if
         ``decline`` and does not otherwise (the first draw did not agree); None if none does."""
-        task, inputs, weekday = row
-        request = [(task, TASKS[task].prompt(inputs), weekday)]
+        task = row[0]
+        request = _requests([row])
         for draw in range(1, REFUSAL_DRAWS):
             [answer] = answer_requests(self.llms, request, seed + draw)
             result.tries[task] += answer.tries
@@ -272,7 +272,7 @@ class ChatEngine:
 
     def _answers(self, rows: list[tuple[str, dict, str | None]], seed: int, result: TurnResult) -> dict[str, str | None]:
         """Guarded answers of several tasks: together in one batch, or one after another if not batched."""
-        requests = [(task, TASKS[task].prompt(row), weekday) for task, row, weekday in rows]
+        requests = _requests(rows)
         if self.batched:
             answers = answer_requests(self.llms, requests, seed)
         else:
@@ -345,6 +345,11 @@ def load_chat_models(profile: Profile, artifacts: Path | None = None, restrict_v
                            restrict_vocabulary=restrict_vocabulary, merged=tuple(merged),
                            merged_int8=int8_merged and int8_merged_available())
     return ChatModels(llms, load_retriever(root / MEMORY_DIR), load_classifier(root / ETHICS_DIR), root)
+
+
+def _requests(rows: list[tuple[str, dict, str | None]]) -> list[tuple[str, str, str | None]]:
+    """``(task, inputs, weekday)`` rows as ``answer_requests`` takes them: each task's prompt of its inputs."""
+    return [(task, TASKS[task].prompt(inputs), weekday) for task, inputs, weekday in rows]
 
 
 def build_llm_input(prompt: str, memory: str | None, summary: str | None) -> str:

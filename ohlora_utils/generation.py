@@ -479,7 +479,7 @@ def empty_gate(models: TaskModels, requests: list[tuple[str, str, str | None]], 
     forced on it (to put back in front of what is generated). ``gates``: a gate per task other than the task's
     own (None: no gate, the empty answer is sampled like any other; ``inf``: always the opening)."""
     prompts, openings = [prompt for _, prompt, _ in requests], [""] * len(requests)
-    pending = list(range(len(requests)))
+    decided: set[int] = set()   # rows answered "nothing" by the gate
     for task in dict.fromkeys(task for task, _, _ in requests):
         spec = TASKS[task]
         gate = (gates or {}).get(task, spec.empty_gate)
@@ -493,10 +493,11 @@ def empty_gate(models: TaskModels, requests: list[tuple[str, str, str | None]], 
             answers[index].seconds += share
             if probability >= gate:
                 answers[index].tries, answers[index].attempts = 1, [""]
-                pending.remove(index)
+                decided.add(index)
             else:
                 prompts[index] += f" {spec.opening}"
                 openings[index] = spec.opening
+    pending = [index for index in range(len(requests)) if index not in decided]
     return pending, prompts, openings
 
 

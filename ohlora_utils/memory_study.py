@@ -5,6 +5,7 @@ Usage::
     labels = key_labels(key_cosines(base_model, profile, lines["key"]))
     history, steps = train_memory_sbert(model, train_lines, valid_lines, labels, config, profile, out)
     choice = choose_threshold(similarity_matrix(model, meta, messages, memories), keys)   # → save_threshold(out, choice)
+    asked = choose_asked_threshold(similarity_matrix(model, meta, messages, memories), valid_lines)   # its own
 
 Command line: ``python -m ohlora_utils.memory_study --profile embedded --preset default`` trains, evaluates,
 chooses the threshold and saves everything to ``artifacts_dir()/sbert_memory`` (what notebook 03 does).
@@ -19,8 +20,9 @@ encodes 16 lines once and scores all 16 × 16 pairs among them (``sbert_training
 Splits: train lines give the training pairs, valid lines the validation pairs and the threshold, test lines
 the reported figures. The threshold is judged the way the chat uses it (``threshold_sweep``): a message meets
 a store of a few memories, the best one is brought in if its cosine reaches the threshold; right when it has
-the message's key (``simulated_stores``). ``asked_turns`` and ``asked_retrieval`` measure the retriever on
-the yardstick's "do you remember …?" turns.
+the message's key (``simulated_stores``). Messages that ask to recall (``memory.asks_to_recall``) get a
+threshold of their own, chosen the same way on those valid messages alone (``choose_asked_threshold``).
+``asked_turns`` and ``asked_retrieval`` measure the retriever on the yardstick's "do you remember …?" turns.
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ import pandas as pd
 
 from .data import MEMORY_SPLITS
 from .errors import OhloraError, exit_on_user_error
-from .memory import ORIGINAL_THRESHOLD, THRESHOLD_FILE, default_model_dir, similarity_matrix
+from .memory import (ASKED_THRESHOLD_KEY, ORIGINAL_THRESHOLD, THRESHOLD_FILE, asks_to_recall, default_model_dir,
+                     similarity_matrix)
 from .presets import get_preset
 from .profiles import Profile, get_profile
 from .sbert import embed
@@ -244,18 +247,21 @@ class SweepPoint:
 
 
 def simulated_stores(similarity: np.ndarray, keys, store_size: int = STORE_SIZE, draws: int = STORE_DRAWS,
-                     seed: int = 0) -> pd.DataFrame:
+                     seed: int = 0, messages=None) -> pd.DataFrame:
     """The chat's decision, simulated on one split's lines: each message (row i) meets ``draws`` memory stores
     of ``store_size`` memories (columns) of the split. Every other store holds one memory of the message's key
     (any line of that key, the message's own included) among memories of other keys; the rest hold other keys
-    only. The chat brings in a store's best memory when its cosine reaches the threshold.
+    only. The chat brings in a store's best memory when its cosine reaches the threshold. ``messages``: a
+    boolean mask of the rows to simulate (default all; the stores still draw from every line's memory).
 
     One row per (message, store): ``message`` (row), ``holds_key``, ``best_score``, ``best_right`` (the best
     memory has the message's key)."""
     keys = np.asarray(keys)
+    rows_to_simulate = np.ones(len(keys), bool) if messages is None else np.asarray(messages, bool)
     rng = np.random.default_rng(seed)
     rows = []
-    for i, key in enumerate(keys):
+    for i in np.flatnonzero(rows_to_simulate):
+        key = keys[i]
         same, other = np.flatnonzero(keys == key), np.flatnonzero(keys != key)
         for draw in range(draws):
             holds_key = draw % 2 == 0
@@ -277,14 +283,14 @@ def store_point(stores: pd.DataFrame, threshold: float) -> SweepPoint:
                       correct / holding if holding else float("nan"), retrieved, correct)
 
 
-def sweep_point(similarity: np.ndarray, keys, threshold: float) -> SweepPoint:
+def sweep_point(similarity: np.ndarray, keys, threshold: float, messages=None) -> SweepPoint:
     """``store_point`` of the split's ``simulated_stores`` (the default simulation) at ``threshold``."""
-    return store_point(simulated_stores(similarity, keys), threshold)
+    return store_point(simulated_stores(similarity, keys, messages=messages), threshold)
 
 
-def threshold_sweep(similarity: np.ndarray, keys, grid=THRESHOLD_GRID) -> pd.DataFrame:
+def threshold_sweep(similarity: np.ndarray, keys, grid=THRESHOLD_GRID, messages=None) -> pd.DataFrame:
     """Precision and recall of the chat's decision (``simulated_stores``) at every threshold of ``grid``."""
-    return store_sweep(simulated_stores(similarity, keys), grid)
+    return store_sweep(simulated_stores(similarity, keys, messages=messages), grid)
 
 
 def store_sweep(stores: pd.DataFrame, grid=THRESHOLD_GRID) -> pd.DataFrame:
@@ -295,11 +301,15 @@ def store_sweep(stores: pd.DataFrame, grid=THRESHOLD_GRID) -> pd.DataFrame:
 
 
 def choose_threshold(similarity: np.ndarray, keys, setting: str = "auto", split: str = "valid",
-                     test: tuple[np.ndarray, object] | None = None) -> dict:
+                     test: tuple[np.ndarray, object] | None = None, messages=None, test_messages=None) -> dict:
     """``"auto"``: the best F-beta of ``threshold_sweep`` over ``similarity`` (the ``split`` lines; the higher
     threshold on ties); else the float in ``setting``. ``test=(similarity, keys)`` of the test lines adds the
-    chosen threshold's precision and recall there (``test_precision``, ``test_recall``)."""
-    stores = simulated_stores(similarity, keys)
+    chosen threshold's precision and recall there (``test_precision``, ``test_recall``). ``messages`` and
+    ``test_messages``: boolean masks of the rows whose messages the choice is for (default all)."""
+    stores = simulated_stores(similarity, keys, messages=messages)
+    if stores.empty:
+        raise OhloraError(f"no {split} message to choose a threshold on",
+                          fix="check the split's lines and the mask of messages passed")
     if str(setting).strip().lower() == "auto":
         sweep = store_sweep(stores)
         best = sweep.loc[sweep["f_beta"] == sweep["f_beta"].max()].iloc[-1]
@@ -314,13 +324,29 @@ def choose_threshold(similarity: np.ndarray, keys, setting: str = "auto", split:
             raise OhloraError(f"threshold {setting!r} is not finite", fix='use "auto" or a number like "0.8"')
         how = "given by the user"
     point = store_point(stores, threshold)
-    choice = {"threshold": threshold, "how": how, "split": split, "precision": point.precision,
-              "recall": point.recall, "retrieved": point.retrieved, "correct": point.correct,
-              "stores": len(keys) * STORE_DRAWS, "store_size": STORE_SIZE}
+    messages_used = len(keys) if messages is None else int(np.sum(messages))
+    choice = {"threshold": threshold, "how": how, "split": split, "messages": messages_used,
+              "precision": point.precision, "recall": point.recall, "retrieved": point.retrieved,
+              "correct": point.correct, "stores": len(stores), "store_size": STORE_SIZE}
     if test is not None:
-        on_test = sweep_point(*test, threshold)
+        on_test = sweep_point(*test, threshold, messages=test_messages)
         choice |= {"test_precision": on_test.precision, "test_recall": on_test.recall}
     return choice
+
+
+def choose_asked_threshold(similarity: np.ndarray, lines: pd.DataFrame, setting: str = "auto",
+                           test: tuple[np.ndarray, pd.DataFrame] | None = None) -> dict:
+    """``choose_threshold`` for the messages that ask to recall (``memory.asks_to_recall``) among ``lines``
+    (columns ``message``, ``key``), in stores drawn from all of them; ``test=(similarity, test_lines)``.
+    A number in ``setting`` is used as is, as for every other message."""
+    asking = lines["message"].map(asks_to_recall).to_numpy()
+    test_args = {}
+    if test is not None:
+        test_similarity, test_lines = test
+        test_args = {"test": (test_similarity, test_lines["key"]),
+                     "test_messages": test_lines["message"].map(asks_to_recall).to_numpy()}
+    choice = choose_threshold(similarity, lines["key"], setting, messages=asking, **test_args)
+    return choice | {"how": choice["how"] + ", messages that ask to recall only"}
 
 
 # --- the yardstick's "do you remember …?" turns ------------------------------------------------------
@@ -344,26 +370,32 @@ def asked_turns(conversations) -> pd.DataFrame:
 
 def asked_retrieval(retriever, asked: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
     """``asked`` with the retriever's best item and score for each question: ``first`` (the asked item scores
-    highest), ``brought_back`` (and reaches the threshold: what the chat would put in her prompt)."""
+    highest), ``threshold`` (the one the chat applies to it: ``retriever.threshold_for``, unless ``threshold``
+    is given), ``brought_back`` (first and reaches it: what the chat would put in her prompt)."""
     from .ethics import clean_text  # the chat retrieves on the user's words without markers
 
-    threshold = retriever.threshold if threshold is None else threshold
+    questions = [clean_text(question) for question in asked["question"]]
     # the chat's own choice of the best item, with no threshold: which item comes first, and its score
-    picked = [retriever.best(clean_text(question), items, threshold=float("-inf"))
-              for question, items in zip(asked["question"], asked["items"])]
-    table = asked.assign(best=[item for item, _ in picked], score=np.round([score for _, score in picked], 4))
+    picked = [retriever.best(question, items, threshold=float("-inf"))
+              for question, items in zip(questions, asked["items"])]
+    table = asked.assign(best=[item for item, _ in picked], score=np.round([score for _, score in picked], 4),
+                         threshold=[retriever.threshold_for(q) if threshold is None else threshold for q in questions])
     table["first"] = table["best"] == table["expected"]
-    table["brought_back"] = table["first"] & (table["score"] >= threshold)
+    table["brought_back"] = table["first"] & (table["score"] >= table["threshold"])
     return table
 
 
-def save_threshold(model_dir: Path, choice: dict) -> Path:
-    """Write the chosen threshold next to the trained model, where ``load_retriever`` finds it."""
+def save_threshold(model_dir: Path, choice: dict, asked_choice: dict | None = None) -> Path:
+    """Write the chosen threshold (and the one for messages that ask to recall) next to the trained model,
+    where ``load_retriever`` finds them."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise OhloraError(f"no trained model folder {model_dir}", fix="train the memory model first")
     path = model_dir / THRESHOLD_FILE
-    atomic_write_text(path, json.dumps(choice, ensure_ascii=False, indent=2))
+    saved = dict(choice)
+    if asked_choice is not None:
+        saved |= {ASKED_THRESHOLD_KEY: asked_choice["threshold"], "asked": asked_choice}
+    atomic_write_text(path, json.dumps(saved, ensure_ascii=False, indent=2))
     return path
 
 
@@ -445,10 +477,13 @@ def run(profile: Profile, config: SbertTrainConfig, threshold: str = "auto", out
                   for name, part in lines.items() if name != "train"}
     choice = choose_threshold(similarity["valid"], lines["valid"]["key"], threshold,
                               test=(similarity["test"], lines["test"]["key"]))
-    save_threshold(out_dir, choice)
+    asked_choice = choose_asked_threshold(similarity["valid"], lines["valid"], threshold,
+                                          test=(similarity["test"], lines["test"]))
+    save_threshold(out_dir, choice, asked_choice)
     test = build_pairs(lines["test"], labels)
     return {"history": history, "steps": steps, "test": evaluate_pairs(similarity["test"], test, lines["test"]),
-            "top1": top1_retrieval(similarity["test"], lines["test"]["key"]), "threshold": choice}
+            "top1": top1_retrieval(similarity["test"], lines["test"]["key"]), "threshold": choice,
+            "asked_threshold": asked_choice}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -463,6 +498,7 @@ def main(argv: list[str] | None = None) -> None:
         print(result["history"].to_string(index=False))
         print("test pairs:", {k: round(v, 4) for k, v in result["test"].items()})
         print("top-1:", result["top1"], "threshold:", result["threshold"])
+        print("threshold for messages that ask to recall:", result["asked_threshold"])
 
 
 if __name__ == "__main__":

@@ -173,6 +173,34 @@ def test_a_given_threshold_is_used_as_is_and_nonsense_is_refused():
             memory_study.choose_threshold(SIMILARITY, KEYS, bad)
 
 
+def test_a_mask_of_messages_simulates_only_those_rows_in_stores_of_every_line():
+    asking = np.zeros(len(STORE_KEYS), bool)
+    asking[[0, 4]] = True
+    stores = memory_study.simulated_stores(STORE_SIMILARITY, STORE_KEYS, messages=asking)
+    assert sorted(set(stores["message"])) == [0, 4] and len(stores) == 2 * memory_study.STORE_DRAWS
+    whole = memory_study.simulated_stores(STORE_SIMILARITY, STORE_KEYS)
+    assert len(whole) == len(STORE_KEYS) * memory_study.STORE_DRAWS
+    choice = memory_study.choose_threshold(STORE_SIMILARITY, STORE_KEYS, "auto", messages=asking)
+    assert choice["messages"] == 2 and choice["stores"] == 2 * memory_study.STORE_DRAWS
+    with pytest.raises(OhloraError, match="no valid message"):
+        memory_study.choose_threshold(STORE_SIMILARITY, STORE_KEYS, "auto", messages=np.zeros(len(STORE_KEYS), bool))
+
+
+def test_the_asked_threshold_is_chosen_on_the_messages_that_ask_to_recall():
+    lines = pd.DataFrame({"key": list(STORE_KEYS), "message": ["기억나?" if i in (0, 4) else "그냥 말" for i in range(len(STORE_KEYS))]})
+    asked = memory_study.choose_asked_threshold(STORE_SIMILARITY, lines, test=(STORE_SIMILARITY, lines))
+    mask = np.isin(np.arange(len(STORE_KEYS)), [0, 4])
+    same = memory_study.choose_threshold(STORE_SIMILARITY, STORE_KEYS, "auto", messages=mask)
+    assert asked["threshold"] == same["threshold"] and asked["messages"] == 2
+    assert "ask to recall" in asked["how"] and {"test_precision", "test_recall"} <= set(asked)
+
+
+def test_save_threshold_writes_the_asked_threshold_beside_the_other(tmp_path):
+    memory_study.save_threshold(tmp_path, {"threshold": 0.9, "how": "x"}, {"threshold": 0.8, "how": "y"})
+    saved = json.loads((tmp_path / memory.THRESHOLD_FILE).read_text(encoding="utf-8"))
+    assert saved["threshold"] == 0.9 and saved[memory.ASKED_THRESHOLD_KEY] == 0.8 and saved["asked"]["how"] == "y"
+
+
 # --- a tiny training run end to end (tiny profile: scores are noise, mechanics are real) ---------------
 
 def test_run_trains_evaluates_and_saves_the_threshold_next_to_the_model(memory_trained):
@@ -187,6 +215,7 @@ def test_run_trains_evaluates_and_saves_the_threshold_next_to_the_model(memory_t
     assert result["top1"]["total"] == len(lines["test"])
     saved = json.loads((out / memory.THRESHOLD_FILE).read_text(encoding="utf-8"))
     assert saved["threshold"] == 0.5 and saved["how"] == "given by the user"
+    assert saved[memory.ASKED_THRESHOLD_KEY] == 0.5 and saved["asked"]["messages"] > 0   # a given one holds for all
     assert {"test_precision", "test_recall"} <= set(saved)
     meta = json.loads((out / "ohlora-sbert.json").read_text(encoding="utf-8"))
     assert meta["task"] == "memory" and meta["train_lines"] == len(lines["train"]) and meta["config"]["in_batch"]
@@ -218,8 +247,23 @@ def test_asked_retrieval_says_whether_the_asked_item_came_first_and_reached_the_
     table = memory_study.asked_retrieval(Retriever(), asked)
     assert table["best"].tolist()[0] == "[직업: 간호사]" and table["score"].tolist()[0] == 2.0
     assert table["first"].tolist() == [True, True, False]   # 고양이 / 나비: ties → the first item
-    assert table["brought_back"].tolist() == [False, False, False]
+    assert table["brought_back"].tolist() == [False, False, False] and table["threshold"].tolist() == [2.5] * 3
     assert memory_study.asked_retrieval(Retriever(), asked, threshold=2.0)["brought_back"].tolist() == [True, False, False]
+
+
+def test_asked_retrieval_applies_the_asked_threshold_to_questions_that_ask_to_recall():
+    class Retriever(memory.MemoryRetriever):
+        def __init__(self):
+            super().__init__(None, {}, threshold=3.5, asked_threshold=2.0)
+
+        def scores(self, question, items):
+            return [float(len(set(question) & set(item))) for item in items]
+
+    asked = pd.DataFrame({"question": ["직업 기억해?", "직업 말해봐"], "items": [["[직업: 간호사]", "[취미: 뜨개질]"]] * 2,
+                          "expected": ["[직업: 간호사]"] * 2})
+    table = memory_study.asked_retrieval(Retriever(), asked)
+    assert table["threshold"].tolist() == [2.0, 3.5] and table["first"].all()
+    assert table["brought_back"].tolist() == [True, False]   # both score 3: only the asking one reaches its threshold
 
 
 def test_the_committed_asked_turns_name_items_of_facts_stated_earlier():
