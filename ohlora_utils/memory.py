@@ -30,10 +30,11 @@ ORIGINAL_THRESHOLD = 0.95            # the original product's threshold on its o
 ASKED_THRESHOLD_KEY = "asked_threshold"   # in threshold.json: the threshold of messages that ask to recall
 # Words with which a user asks her to recall what they told her: 기억나? (ㄱㅇㄴ), 뭐라고 했지 / 했더라 / 했었나 /
 # 했잖아 / 그랬지 / 한댔지, 말했던 / 말씀드렸죠, 얘기한 거, 뭐였지 / 뭐더라, 알지?, 뭐게 / 있게 없게, 맞혀 봐,
-# and their typed-fast spellings (햇지, 머엿지, 잇엇지). "했지만" goes on with a story, "맛있더라" tells one.
+# and their typed-fast spellings (햇지, 머엿지, 잇엇지). "했지만" goes on with a story, "맛있더라" tells one,
+# "용돈 드렸어" and "알지만" tell too.
 _PAST = "했햇였엿댔엇"   # the past-tense syllables these questions end on, typos included
 ASKS_TO_RECALL = re.compile(rf"기억|ㄱㅇ[ㄴㅎ]|[{_PAST}]지(?!만)|[{_PAST}]죠|[{_PAST}]더라|[{_PAST}][었엇]|했잖|그랬[지잖]"
-                            r"|말했|드렸|얘기했|얘기한\s*거|알지|알아\s*\?|뭐였|(?:뭐|어디|누구|언제|몇)\s*(?:더라|였|이었)"
+                            r"|말했|드렸(?:었|엇)?[죠지잖나]|얘기했|얘기한\s*거|알지(?![만도])|알아\s*\?|뭐였|(?:뭐|어디|누구|언제|몇)\s*(?:더라|였|이었)"
                             r"|(?:뭐|누구|어디|이|했)게(?=\s*[?~ㅋㅎ!.]|\s*$)|게\s*(?:아니게|없게)|뭘까|맞춰|맞혀|더라\s*\?")
 
 

@@ -370,8 +370,9 @@ def asked_turns(conversations) -> pd.DataFrame:
 
 def asked_retrieval(retriever, asked: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
     """``asked`` with the retriever's best item and score for each question: ``first`` (the asked item scores
-    highest), ``threshold`` (the one the chat applies to it: ``retriever.threshold_for``, unless ``threshold``
-    is given), ``brought_back`` (first and reaches it: what the chat would put in her prompt)."""
+    highest), ``asks`` (``memory.asks_to_recall`` flags the question), ``threshold`` (the one the chat applies
+    to it: ``retriever.threshold_for``, unless ``threshold`` is given), ``brought_back`` (first and reaches it:
+    what the chat would put in her prompt)."""
     from .ethics import clean_text  # the chat retrieves on the user's words without markers
 
     questions = [clean_text(question) for question in asked["question"]]
@@ -379,6 +380,7 @@ def asked_retrieval(retriever, asked: pd.DataFrame, threshold: float | None = No
     picked = [retriever.best(question, items, threshold=float("-inf"))
               for question, items in zip(questions, asked["items"])]
     table = asked.assign(best=[item for item, _ in picked], score=np.round([score for _, score in picked], 4),
+                         asks=[asks_to_recall(q) for q in questions],
                          threshold=[retriever.threshold_for(q) if threshold is None else threshold for q in questions])
     table["first"] = table["best"] == table["expected"]
     table["brought_back"] = table["first"] & (table["score"] >= table["threshold"])

@@ -7,6 +7,7 @@ Usage: ``setup_notebook(globals())`` — checks the parameters' types, seeds eve
 - An ``OhloraError`` raised in any later cell is shown as one line (problem — what to do), without the
   library traceback behind it; papermill and nbval still see the cell as failed.
 - Plots use NanumGothic (shipped by the ``koreanize-matplotlib`` package) so Hangul labels render.
+- ``scripted_turns(messages, preset)``: which turns of notebook 05's scripted conversation a preset plays.
 """
 from __future__ import annotations
 
@@ -44,6 +45,20 @@ def _has_type(value, annotation) -> bool:
 
 def _type_name(annotation) -> str:
     return getattr(annotation, "__name__", str(annotation))
+
+
+QUICK_SCRIPT_TURNS = 4   # turns of a scripted conversation the quick preset (make test) plays: the first 3, the last
+
+
+def scripted_turns(messages: list[str], preset: str) -> list[tuple[int, str]]:
+    """``(number, message)`` of the scripted turns to play, numbered from 1 as in the script: every message,
+    or under the ``quick`` preset the first ``QUICK_SCRIPT_TURNS - 1`` and the last. Adapters trained for a
+    few steps seldom reach their end markers, so each of their turns decodes every try to the token limit;
+    the shorter script still states a fact, asks for it and ends as the whole one does."""
+    numbered = list(enumerate(messages, start=1))
+    if preset != "quick" or len(numbered) <= QUICK_SCRIPT_TURNS:
+        return numbered
+    return numbered[:QUICK_SCRIPT_TURNS - 1] + numbered[-1:]
 
 
 def seed_everything(seed: int) -> None:

@@ -43,9 +43,10 @@ def test_a_model_without_a_threshold_needs_one_passed(memory_trained, tmp_path):
 
 def test_messages_that_ask_to_recall_are_told_from_ordinary_ones():
     for asking in ("내 고향 어디라고 했지?", "우리 강아지 이름 기억나?", "내가 뭐 싫어한다고 했더라", "내 직업 뭐게 ㅋㅋ",
-                   "내가 어제 얘기한 거 알지?", "맞춰봐 내가 제일 좋아하는 과일"):
+                   "내가 어제 얘기한 거 알지?", "맞춰봐 내가 제일 좋아하는 과일", "제가 어디서 일한다고 말씀드렸었죠?"):
         assert memory.asks_to_recall(asking), asking
-    for telling in ("나 오늘 떡볶이 먹었어", "어제 운동했지만 하나도 안 힘들었어", "로라야 점심 뭐 먹지?", "ㅇㅇ", "안녕 로라"):
+    for telling in ("나 오늘 떡볶이 먹었어", "어제 운동했지만 하나도 안 힘들었어", "로라야 점심 뭐 먹지?", "ㅇㅇ", "안녕 로라",
+                    "엄마한테 용돈 드렸어", "나도 알지만 잘 안 돼"):
         assert not memory.asks_to_recall(telling), telling
 
 

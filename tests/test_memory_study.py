@@ -263,7 +263,10 @@ def test_asked_retrieval_applies_the_asked_threshold_to_questions_that_ask_to_re
                           "expected": ["[직업: 간호사]"] * 2})
     table = memory_study.asked_retrieval(Retriever(), asked)
     assert table["threshold"].tolist() == [2.0, 3.5] and table["first"].all()
+    assert table["asks"].tolist() == [True, False]
     assert table["brought_back"].tolist() == [True, False]   # both score 3: only the asking one reaches its threshold
+    one_threshold = memory_study.asked_retrieval(Retriever(), asked, threshold=3.5)
+    assert one_threshold["asks"].tolist() == [True, False]    # still said when one threshold holds for all
 
 
 def test_the_committed_asked_turns_name_items_of_facts_stated_earlier():

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from ohlora_utils.errors import OhloraError
-from ohlora_utils.notebook import check_parameters
+from ohlora_utils.notebook import QUICK_SCRIPT_TURNS, check_parameters, scripted_turns
 
 
 def namespace(**values):
@@ -82,3 +82,12 @@ def test_every_checked_cell_has_stored_outputs_to_compare_against(path):
     checked = [cell for cell in cells(path) if cell["cell_type"] == "code" and "NBVAL_CHECK_OUTPUT" in source(cell)]
     assert checked, "each notebook checks at least one deterministic cell"
     assert all(cell.get("outputs") for cell in checked), f"{path.name}: run make checked-outputs NB={path}"
+
+
+def test_the_quick_preset_plays_the_first_turns_and_the_last_of_a_long_script():
+    script = [f"message {n}" for n in range(1, 10)]
+    assert scripted_turns(script, "default") == list(enumerate(script, start=1))
+    quick = scripted_turns(script, "quick")
+    assert len(quick) == QUICK_SCRIPT_TURNS
+    assert [number for number, _ in quick] == [1, 2, 3, 9] and quick[-1] == (9, "message 9")
+    assert scripted_turns(script[:3], "quick") == list(enumerate(script[:3], start=1))   # short: all of it
