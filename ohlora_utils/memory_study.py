@@ -21,7 +21,8 @@ Splits: train lines give the training pairs, valid lines the validation pairs an
 the reported figures. The threshold is judged the way the chat uses it (``threshold_sweep``): a message meets
 a store of a few memories, the best one is brought in if its cosine reaches the threshold; right when it has
 the message's key (``simulated_stores``). Messages that ask to recall (``memory.asks_to_recall``) get a
-threshold of their own, chosen the same way on those valid messages alone (``choose_asked_threshold``).
+threshold of their own, chosen the same way on those valid messages alone and never above the other one
+(``choose_asked_threshold``).
 ``asked_turns`` and ``asked_retrieval`` measure the retriever on the yardstick's "do you remember …?" turns.
 """
 from __future__ import annotations
@@ -335,10 +336,12 @@ def choose_threshold(similarity: np.ndarray, keys, setting: str = "auto", split:
 
 
 def choose_asked_threshold(similarity: np.ndarray, lines: pd.DataFrame, setting: str = "auto",
-                           test: tuple[np.ndarray, pd.DataFrame] | None = None) -> dict:
+                           test: tuple[np.ndarray, pd.DataFrame] | None = None, at_most: float | None = None) -> dict:
     """``choose_threshold`` for the messages that ask to recall (``memory.asks_to_recall``) among ``lines``
     (columns ``message``, ``key``), in stores drawn from all of them; ``test=(similarity, test_lines)``.
-    A number in ``setting`` is used as is, as for every other message."""
+    A number in ``setting`` is used as is, as for every other message. ``at_most`` (the threshold of every
+    other message): a message that asks to recall wants a memory at least as much as any other, so a higher
+    choice, which the few asking messages of a valid split can make by chance, is lowered to it."""
     asking = lines["message"].map(asks_to_recall).to_numpy()
     test_args = {}
     if test is not None:
@@ -346,7 +349,11 @@ def choose_asked_threshold(similarity: np.ndarray, lines: pd.DataFrame, setting:
         test_args = {"test": (test_similarity, test_lines["key"]),
                      "test_messages": test_lines["message"].map(asks_to_recall).to_numpy()}
     choice = choose_threshold(similarity, lines["key"], setting, messages=asking, **test_args)
-    return choice | {"how": choice["how"] + ", messages that ask to recall only"}
+    how = choice["how"] + ", messages that ask to recall only"
+    if at_most is not None and choice["threshold"] > at_most:
+        how += f" (it chose {choice['threshold']:.2f}: lowered to the threshold of every other message)"
+        choice = choose_threshold(similarity, lines["key"], str(at_most), messages=asking, **test_args)
+    return choice | {"how": how}
 
 
 # --- the yardstick's "do you remember …?" turns ------------------------------------------------------
@@ -480,7 +487,7 @@ def run(profile: Profile, config: SbertTrainConfig, threshold: str = "auto", out
     choice = choose_threshold(similarity["valid"], lines["valid"]["key"], threshold,
                               test=(similarity["test"], lines["test"]["key"]))
     asked_choice = choose_asked_threshold(similarity["valid"], lines["valid"], threshold,
-                                          test=(similarity["test"], lines["test"]))
+                                          test=(similarity["test"], lines["test"]), at_most=choice["threshold"])
     save_threshold(out_dir, choice, asked_choice)
     test = build_pairs(lines["test"], labels)
     return {"history": history, "steps": steps, "test": evaluate_pairs(similarity["test"], test, lines["test"]),

@@ -463,3 +463,12 @@ def test_a_first_try_temperature_other_than_the_tasks_reaches_the_models():
     models = Recording()
     answer_requests(models, [("output_message", "p", None), ("summary", "q", None)], temperatures={"output_message": 0.3})
     assert models.temperatures == [0.3, TASKS["summary"].temperature]
+
+
+def test_int8_merged_copies_are_used_only_where_the_cpu_runs_the_int8_kernel_vectorised():
+    from ohlora_utils import generation
+
+    if generation.INT8_MATMUL is None or generation.compute_device() != "cpu":
+        pytest.skip("this torch or device has no CPU int8 kernel to choose")
+    assert generation.int8_merged_available("AVX512") and generation.int8_merged_available("AVX512_BF16")
+    assert not generation.int8_merged_available("AVX2") and not generation.int8_merged_available("DEFAULT")

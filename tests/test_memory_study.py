@@ -195,6 +195,16 @@ def test_the_asked_threshold_is_chosen_on_the_messages_that_ask_to_recall():
     assert "ask to recall" in asked["how"] and {"test_precision", "test_recall"} <= set(asked)
 
 
+def test_the_asked_threshold_is_never_above_the_threshold_of_every_other_message():
+    lines = pd.DataFrame({"key": list(STORE_KEYS), "message": ["기억나?" if i in (0, 4) else "그냥 말" for i in range(len(STORE_KEYS))]})
+    free = memory_study.choose_asked_threshold(STORE_SIMILARITY, lines)
+    assert memory_study.choose_asked_threshold(STORE_SIMILARITY, lines, at_most=free["threshold"] + 0.05) == free
+    lowered = memory_study.choose_asked_threshold(STORE_SIMILARITY, lines, test=(STORE_SIMILARITY, lines),
+                                                  at_most=free["threshold"] - 0.1)
+    assert lowered["threshold"] == pytest.approx(free["threshold"] - 0.1) and lowered["messages"] == 2
+    assert "lowered" in lowered["how"] and {"test_precision", "test_recall"} <= set(lowered)
+
+
 def test_save_threshold_writes_the_asked_threshold_beside_the_other(tmp_path):
     memory_study.save_threshold(tmp_path, {"threshold": 0.9, "how": "x"}, {"threshold": 0.8, "how": "y"})
     saved = json.loads((tmp_path / memory.THRESHOLD_FILE).read_text(encoding="utf-8"))
