@@ -13,7 +13,7 @@ chooses the threshold and saves everything to ``artifacts_dir()/sbert_memory`` (
 Pairs: a pair (line i, line j) is (memory of i, message of j), labelled 1.0 when the keys are equal, else
 max(2.6·x − 1.6, 0) where x is the *untrained* base model's cosine of the two key strings: related keys
 (오늘 일정 / 내일 일정) keep some similarity, unrelated ones little or none. The original trained on every
-ordered pair of lines, one pair per encoded (memory, message); with 949 lines that is 900,601 pairs an
+ordered pair of lines, one pair per encoded (memory, message); with 1,426 lines that is 2,033,476 pairs an
 epoch. The CPU presets learn the same pairs in batches of lines (``SbertTrainConfig.in_batch``): a step
 encodes 16 lines once and scores all 16 × 16 pairs among them (``sbert_training.train_cosine_in_batch``).
 
@@ -57,7 +57,7 @@ STORE_SIZE = 5                       # memories a simulated chat holds when a me
 STORE_DRAWS = 20                     # simulated stores per message, every other one holding a memory of its key
 
 # What each preset means for the memory model. e5-small, frozen word embeddings, a step of 16 lines (256 pairs)
-# about 0.7 s on 2 CPU cores; an epoch of the 949 train lines is 60 steps. The original's recipe (every pair
+# about 0.7 s on 2 CPU cores; an epoch of the 1,426 train lines is 90 steps. The original's recipe (every pair
 # one by one, 10 epochs at 2e-5) would take hours on a CPU: it stays the paper preset, for a GPU.
 PRESETS: dict[str, SbertTrainConfig] = {
     "quick": SbertTrainConfig(epochs=1, max_steps=30, learning_rate=1e-4, in_batch=True),  # make test
