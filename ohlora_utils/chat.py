@@ -68,7 +68,8 @@ STRUCTURE_LOOKALIKES = str.maketrans({"(": "（", ")": "）", "[": "［", "]": "
 # joined). Shorter runs occur in plain sentences ("넌 뭐 할 때 제일 행복해?" has four), so they are left alone.
 SPACED_LETTERS_MIN_RUN = 5
 # one Hangul letter, perhaps with closing punctuation; a lone "?" between such letters belongs to the run
-SPACED_LETTER = re.compile(r"[가-힣ㄱ-ㅎㅏ-ㅣ][?!.~]*|[?!.~]+")
+RUN_PUNCTUATION = "?!.~"
+SPACED_LETTER = re.compile(rf"[가-힣ㄱ-ㅎㅏ-ㅣ][{RUN_PUNCTUATION}]*|[{RUN_PUNCTUATION}]+")
 # "사💕랑💕해", "대🇰🇷통🇰🇷령": emoji typed inside a word, between two Hangul letters, to break it up (emoji with
 # spaces around them, or at a word's edge, are part of what she should read and stay)
 EMOJI_INSIDE_WORD = re.compile("(?<=[가-힣ㄱ-ㅎㅏ-ㅣ])[\u2600-\u27bf\U0001f000-\U0001faff\ufe0f\u200d]+(?=[가-힣ㄱ-ㅎㅏ-ㅣ])")
@@ -94,7 +95,7 @@ def rejoin_spaced_letters(text: str) -> str:
         if word and SPACED_LETTER.fullmatch(word):
             run.append(word)
             continue
-        letters = sum(w[0] not in "?!.~" for w in run)
+        letters = sum(w[0] not in RUN_PUNCTUATION for w in run)
         out += ["".join(run)] if letters >= SPACED_LETTERS_MIN_RUN else run
         run = []
         if word:
@@ -278,7 +279,7 @@ class ChatEngine:
             result.reply_draws = draw + 1
             text = continued(opening, answer.text) if opening and not answer.fell_back else answer.text
             if refused(text) == decline:
-                result.reply_steered = bool(opening) and not answer.fell_back
+                result.reply_steered = bool(opening)   # a fallback never declines, so this one continued it
                 return text
         return None
 
