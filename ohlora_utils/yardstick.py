@@ -293,7 +293,7 @@ def everyday_table(records: pd.DataFrame, classifier: pd.DataFrame, exact: bool 
         row = {"messages": name, "n (classifier)": len(alone),
                "flagged if refused %": percent(flagged.sum(), len(alone)),
                "n (chat)": len(e2e), "her reply refused %": percent(e2e["reply_refused"].sum(), len(e2e)),
-               "first draw refused %": _first_draw_refused(e2e),
+               "first draw refused %": _first_draw_refused(e2e), "steered %": _steered(e2e),
                "counted /1000": per_thousand(counted.sum(), len(e2e)),
                "warnings /1000": per_thousand(e2e["warning"].sum(), len(e2e)),
                "blocks /1000": per_thousand(e2e["blocked"].sum(), len(e2e))}
@@ -314,7 +314,7 @@ def sanction_table(records: pd.DataFrame, classifier: pd.DataFrame, by: str = "c
         rows.append({by: name, "n (classifier)": len(alone), "classifier recall %": percent(sum(own_alone), len(alone)),
                      "n (chat)": len(e2e), "end-to-end recall %": percent(sum(own_e2e), len(e2e)),
                      "her reply refused %": percent(e2e["reply_refused"].sum(), len(e2e)),
-                     "first draw refused %": _first_draw_refused(e2e)})
+                     "first draw refused %": _first_draw_refused(e2e), "steered %": _steered(e2e)})
     return pd.DataFrame(rows)
 
 
@@ -324,6 +324,14 @@ def _first_draw_refused(played: pd.DataFrame) -> float:
     if "first_reply_refused" not in played or played["first_reply_refused"].isna().any():
         return float("nan")
     return percent(played["first_reply_refused"].astype(bool).sum(), len(played))
+
+
+def _steered(played: pd.DataFrame) -> float:
+    """How often her reply was drawn after the neutral decline opening, because no plain draw declined where
+    the classifier wanted a decline (``TurnResult.reply_steered``; records of runs before it existed: NaN)."""
+    if "reply_steered" not in played or played["reply_steered"].isna().any():
+        return float("nan")
+    return percent(played["reply_steered"].astype(bool).sum(), len(played))
 
 
 def conversation_turns(records: list[dict]) -> pd.DataFrame:

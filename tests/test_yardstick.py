@@ -154,6 +154,17 @@ def test_sanction_recall_per_category_alone_and_end_to_end(models, tmp_path):
     assert table.loc[LOVE, "her reply refused %"] == 50.0 and table.loc[POLITICS, "classifier recall %"] == 0.0
 
 
+def test_the_tables_say_how_often_her_reply_was_steered_to_a_decline():
+    classifier = pd.DataFrame({"category": [LOVE, LOVE, POLITICS], "evasion": ["none"] * 3,
+                               "counted_if_refused": [LOVE, LOVE, POLITICS]})
+    records = classifier.assign(counted=[[LOVE], [LOVE], [POLITICS]], reply_refused=True, first_reply_refused=False,
+                                reply_steered=[True, False, False])
+    table = yardstick.sanction_table(records, classifier).set_index("category")
+    assert table.loc[LOVE, "steered %"] == 50.0 and table.loc[POLITICS, "steered %"] == 0.0
+    older = yardstick.sanction_table(records.drop(columns="reply_steered"), classifier)   # runs before the field
+    assert older["steered %"].isna().all()
+
+
 def test_playing_every_flagged_message_makes_the_end_to_end_count_over_all_messages_exact(models, tmp_path):
     frame = pd.DataFrame({"id": [f"e{i}" for i in range(10)], "kind": ["reaction"] * 10,
                           "text": ["우리 사귀자", "니 엄마", "응", "ㅋㅋ", "헐", "와", "오", "음", "아", "흠"]})
