@@ -293,7 +293,8 @@ def everyday_table(records: pd.DataFrame, classifier: pd.DataFrame, exact: bool 
         row = {"messages": name, "n (classifier)": len(alone),
                "flagged if refused %": percent(flagged.sum(), len(alone)),
                "n (chat)": len(e2e), "her reply refused %": percent(e2e["reply_refused"].sum(), len(e2e)),
-               "first draw refused %": _first_draw_refused(e2e), "steered %": _steered(e2e),
+               "first draw refused %": _percent_true(e2e, "first_reply_refused"),
+               "steered %": _percent_true(e2e, "reply_steered"),
                "counted /1000": per_thousand(counted.sum(), len(e2e)),
                "warnings /1000": per_thousand(e2e["warning"].sum(), len(e2e)),
                "blocks /1000": per_thousand(e2e["blocked"].sum(), len(e2e))}
@@ -314,24 +315,18 @@ def sanction_table(records: pd.DataFrame, classifier: pd.DataFrame, by: str = "c
         rows.append({by: name, "n (classifier)": len(alone), "classifier recall %": percent(sum(own_alone), len(alone)),
                      "n (chat)": len(e2e), "end-to-end recall %": percent(sum(own_e2e), len(e2e)),
                      "her reply refused %": percent(e2e["reply_refused"].sum(), len(e2e)),
-                     "first draw refused %": _first_draw_refused(e2e), "steered %": _steered(e2e)})
+                     "first draw refused %": _percent_true(e2e, "first_reply_refused"),
+                     "steered %": _percent_true(e2e, "reply_steered")})
     return pd.DataFrame(rows)
 
 
-def _first_draw_refused(played: pd.DataFrame) -> float:
-    """How often her first draw refused, before the chat drew again for agreement with the classifier
-    (records of runs before that field existed: NaN)."""
-    if "first_reply_refused" not in played or played["first_reply_refused"].isna().any():
+def _percent_true(played: pd.DataFrame, field: str) -> float:
+    """Share of turns whose yes/no record ``field`` is true: ``first_reply_refused`` (her first draw refused,
+    before the chat drew again for agreement with the classifier), ``reply_steered`` (the reply kept was drawn
+    after the neutral decline opening, no plain draw having declined). Records of runs before the field: NaN."""
+    if field not in played or played[field].isna().any():
         return float("nan")
-    return percent(played["first_reply_refused"].astype(bool).sum(), len(played))
-
-
-def _steered(played: pd.DataFrame) -> float:
-    """How often her reply was drawn after the neutral decline opening, because no plain draw declined where
-    the classifier wanted a decline (``TurnResult.reply_steered``; records of runs before it existed: NaN)."""
-    if "reply_steered" not in played or played["reply_steered"].isna().any():
-        return float("nan")
-    return percent(played["reply_steered"].astype(bool).sum(), len(played))
+    return percent(played[field].astype(bool).sum(), len(played))
 
 
 def conversation_turns(records: list[dict]) -> pd.DataFrame:
