@@ -4,12 +4,18 @@ Usage::
 
     .venv/bin/python benchmarks/memory_gate.py                       # the adapter make reproduce trained
     .venv/bin/python benchmarks/memory_gate.py --artifacts DIR --out reports/memory_gate
+    .venv/bin/python benchmarks/memory_gate.py --keys                # the key drawn vs the likeliest key
 
 Loads the memory adapter (``DIR/adapters/<profile>/memory``, default the artifacts folder) as notebook 02 does
 and scores its extraction on every valid row of the fine-tuning data: once with the save-or-not decision
 sampled like any other token, and at each gate of ``llm_metrics.GATE_GRID`` (save where the adapter's
 probability of "nothing to remember" is below the gate, then sample the memory). Prints the table and writes
 ``OUT/memory_gate.csv``. About 2 minutes for the 366 valid rows on 2 cores.
+
+``--keys`` compares how the saved memory's key is written instead (``llm_metrics.memory_key_comparison``): drawn
+after ``[`` like any other token (the chat), or the likeliest whole key of ``tasks.MEMORY_KEYS`` with only the
+value drawn (``choose_keys=True``, tried, not adopted), on the valid rows due a memory with the gate held open;
+writes ``OUT/memory_key.csv`` and ``OUT/memory_key_rows.csv``. About 10 minutes for 174 rows.
 """
 from __future__ import annotations
 
@@ -25,13 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifacts", type=Path, default=None, help="artifacts folder (default: OHLORA_ARTIFACTS_DIR or artifacts/)")
     parser.add_argument("--out", type=Path, default=Path("reports/memory_gate"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keys", action="store_true", help="compare the key drawn with the likeliest key instead")
     args = parser.parse_args(argv)
     with exit_on_user_error(parser.prog):
         import pandas as pd
 
         from ohlora_utils.data import load_fine_tuning
         from ohlora_utils.generation import TaskModels
-        from ohlora_utils.llm_metrics import memory_gate_sweep
+        from ohlora_utils.llm_metrics import memory_gate_sweep, memory_key_comparison
         from ohlora_utils.models import inference_dtype
         from ohlora_utils.paths import artifacts_dir
         from ohlora_utils.profiles import get_profile
@@ -42,12 +49,18 @@ def main(argv: list[str] | None = None) -> int:
         models = TaskModels.load(profile, tasks=("memory",), adapters={"memory": folder}, dtype=inference_dtype(),
                                  restrict_vocabulary=True)
         frame = load_fine_tuning()
-        table = memory_gate_sweep(models, frame[frame["data_type"] == "valid"], seed=args.seed)
+        valid = frame[frame["data_type"] == "valid"]
         args.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out / "memory_gate.csv", table.to_csv(index=False))
+        if args.keys:
+            table, answers = memory_key_comparison(models, valid, seed=args.seed)
+            atomic_write_text(args.out / "memory_key_rows.csv", answers.to_csv(index=False))
+            name = "memory_key.csv"
+        else:
+            table, name = memory_gate_sweep(models, valid, seed=args.seed), "memory_gate.csv"
+        atomic_write_text(args.out / name, table.to_csv(index=False))
         with pd.option_context("display.width", 160, "display.precision", 3):
             print(table.to_string(index=False))
-        print(f"→ {args.out / 'memory_gate.csv'}")
+        print(f"→ {args.out / name}")
     return 0
 
 

@@ -23,6 +23,7 @@ from .formats import (EYES_LABELS, MOUTH_LABELS, POSE_LABELS, format_expression,
                       parse_memory_item,
                       split_context)
 from .paths import DATA_DIR
+from .tasks import MEMORY_KEYS
 from .timeinfo import has_time_word, wrong_weekday_mentions
 
 FINE_TUNING_CSV = DATA_DIR / "fine_tuning" / "ohlora_fine_tuning.csv"
@@ -170,8 +171,12 @@ def check_fine_tuning_row(line: int, row: dict) -> list[Problem]:
     if row["eyes_mouth_pose"].strip() and row["eyes_mouth_pose"] != expected:
         problems.append(Problem(line, "eyes_mouth_pose",
                                 f"{row['eyes_mouth_pose']!r} disagrees with eyes/mouth/pose ({expected!r})"))
-    if row["memory"].strip() and parse_memory_item(row["memory"]) is None:
+    item = parse_memory_item(row["memory"]) if row["memory"].strip() else None
+    if row["memory"].strip() and item is None:
         problems.append(Problem(line, "memory", f"{row['memory']!r} is not exactly one [key: value]"))
+    if item and item[0] not in MEMORY_KEYS:
+        problems.append(Problem(line, "memory", f"key {item[0]!r} is not one of the memory keys: {', '.join(MEMORY_KEYS)} "
+                                                f"(ohlora_utils/tasks.py; add a new key there and to data/README.md)"))
     parts = split_context(row["input_data"])
     if parts.memory and parts.summary:
         problems.append(Problem(line, "input_data", "has both a summary prefix and a memory prefix"))
@@ -190,7 +195,8 @@ def check_ethics_row(line: int, row: dict) -> list[Problem]:
 
 
 def check_memory_row(line: int, row: dict) -> list[Problem]:
-    problems = _required(line, row, MEMORY_COLUMNS) + _one_of(line, row, "split", MEMORY_SPLITS)
+    problems = (_required(line, row, MEMORY_COLUMNS) + _one_of(line, row, "split", MEMORY_SPLITS)
+                + _one_of(line, row, "key", MEMORY_KEYS))
     for name in ("key", "value"):
         if any(ch in row[name] for ch in "[]:"):
             problems.append(Problem(line, name, f"{row[name]!r} must not contain [, ] or :"))

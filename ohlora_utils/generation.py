@@ -19,6 +19,9 @@ wrong weekday (replies), or is not a well-formed expression; after that the orig
 Memory answers are normalised to exactly one ``[key: value]`` (or none). Whether there is a memory at all
 is decided before sampling (``empty_gate``): the adapter's probability of answering "nothing to remember"
 against ``TaskSpec.empty_gate``; where it says remember, the answer is sampled from its opening ``[``.
+``answer_requests(..., choose_keys=True)`` also forces the likeliest of the data's keys after it (scored as
+whole keys, ``TaskModels.option_log_likelihoods``), so that only the value is sampled: tried, not the chat's
+default (``benchmarks/memory_gate.py --keys``).
 """
 from __future__ import annotations
 
@@ -398,6 +401,45 @@ class TaskModels:
             scores += (sums if total else sums / counts).tolist()
         return scores
 
+    def option_log_likelihoods(self, task: str, prompt: str, options: list[str]) -> list[float]:
+        """Log-probability of each of ``options`` as a whole (summed over its tokens) right after ``prompt``
+        under ``task``'s adapter: ``completion_log_likelihood(..., total=True)`` of every option, but the prompt
+        runs once and its cache serves all options, so two dozen short options cost about one pass over the
+        prompt (the memory key's choice in a chat turn)."""
+        if task not in self.models:
+            raise OhloraError(f"no adapter loaded for task {task!r}", fix=f"loaded: {', '.join(self.models) or 'none'}")
+        model, tokenizer = self.models[task], self.tokenizers[task]
+        tails = [tokenizer(option, add_special_tokens=False)["input_ids"] for option in options]
+        if not all(tails):
+            raise OhloraError("an option to score is empty", fix="pass options of at least one token")
+        if not options:
+            return []
+        model.set_adapter(task)
+        causal_lm = model.get_base_model()
+        decoder, head = causal_lm.get_decoder(), causal_lm.get_output_embeddings()
+        softcap = getattr(causal_lm.config, "final_logit_softcapping", None)
+        prompt_ids = tokenizer(prompt)["input_ids"]
+        lengths = torch.tensor([len(tail) for tail in tails])
+        ids = torch.full((len(tails), int(lengths.max())), tokenizer.pad_token_id)
+        for row, tail in enumerate(tails):   # right padding: a pad comes after every real token of its row
+            ids[row, :len(tail)] = torch.tensor(tail)
+        with torch.inference_mode():
+            first = decoder(input_ids=torch.tensor([prompt_ids], device=model.device), use_cache=True)
+            cache = first.past_key_values
+            cache.batch_repeat_interleave(len(tails))
+            mask = torch.ones(len(tails), len(prompt_ids) + ids.shape[1], dtype=torch.long)
+            mask[:, len(prompt_ids):] = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).long()
+            rest = decoder(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), past_key_values=cache,
+                           use_cache=True).last_hidden_state
+            # the prompt's last state predicts each option's first token; an option's own states the rest
+            states = torch.cat([first.last_hidden_state[:, -1:].expand(len(tails), 1, -1), rest[:, :-1]], dim=1)
+            logits = head(states).float()
+            if softcap:
+                logits = torch.tanh(logits / softcap) * softcap
+            token_scores = logits.log_softmax(-1).gather(-1, ids.to(model.device)[..., None]).squeeze(-1)
+            real = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).to(token_scores.device)
+        return (token_scores * real).sum(dim=1).tolist()
+
     def empty_answer_probability(self, task: str, prompts: list[str]) -> list[float]:
         """Probability that ``task``'s adapter answers nothing after each prompt (its end marker at once):
         what ``TaskSpec.empty_gate`` compares, e.g. the memory task's "nothing to remember"."""
@@ -479,12 +521,16 @@ def answer_batch(models: TaskModels, task: str, prompts: list[str], weekday: str
 
 
 def empty_gate(models: TaskModels, requests: list[tuple[str, str, str | None]], answers: list[Answer],
-               gates: dict[str, float | None] | None = None) -> tuple[list[int], list[str], list[str]]:
+               gates: dict[str, float | None] | None = None,
+               choose_keys: bool = False) -> tuple[list[int], list[str], list[str]]:
     """For rows of a task with an ``empty_gate``: the empty answer where the adapter finds it at least that
     likely (set in ``answers``, nothing generated), else the prompt extended by the task's ``opening``, so that
     the answer sampled cannot be empty. Returns the rows still to generate, every row's prompt and the opening
     forced on it (to put back in front of what is generated). ``gates``: a gate per task other than the task's
-    own (None: no gate, the empty answer is sampled like any other; ``inf``: always the opening)."""
+    own (None: no gate, the empty answer is sampled like any other; ``inf``: always the opening).
+    ``choose_keys``: the opening of a task with ``TaskSpec.keys`` ends with the likeliest of them
+    (``likeliest_opening``); the default leaves the key to be sampled like any other token (the chat's way: the
+    choice was tried and not adopted: ``benchmarks/memory_gate.py --keys``, docs/fine_tuning.md)."""
     prompts, openings = [prompt for _, prompt, _ in requests], [""] * len(requests)
     decided: set[int] = set()   # rows answered "nothing" by the gate
     for task in dict.fromkeys(task for task, _, _ in requests):
@@ -502,22 +548,43 @@ def empty_gate(models: TaskModels, requests: list[tuple[str, str, str | None]], 
                 answers[index].tries, answers[index].attempts = 1, [""]
                 decided.add(index)
             else:
-                prompts[index] += f" {spec.opening}"
-                openings[index] = spec.opening
+                if spec.keys and choose_keys:
+                    started = time.perf_counter()
+                    openings[index] = likeliest_opening(models, task, prompts[index])
+                    answers[index].seconds += time.perf_counter() - started
+                else:
+                    openings[index] = spec.opening
+                prompts[index] += f" {openings[index]}"
     pending = [index for index in range(len(requests)) if index not in decided]
     return pending, prompts, openings
 
 
+def likeliest_opening(models: TaskModels, task: str, prompt: str) -> str:
+    """The task's opening followed by the likeliest of its ``keys`` (``TaskModels.option_log_likelihoods``),
+    e.g. ``[직업:`` for the memory task: the key is the most probable whole key instead of one drawn token by
+    token, and always one the data uses."""
+    spec = TASKS[task]
+    scores = models.option_log_likelihoods(task, prompt, [f" {spec.opening}{key}:" for key in spec.keys])
+    return f"{spec.opening}{spec.keys[max(range(len(scores)), key=scores.__getitem__)]}:"
+
+
+def after_opening(opening: str, text: str) -> str:
+    """An answer generated after ``opening``, written out in full. The prompt ends at a key's colon (a tokenizer
+    joins a space to the word after it), while an item has a space there (formats.MEMORY_ITEM)."""
+    return f"{opening} {text}" if opening.endswith(":") else opening + text
+
+
 def answer_requests(models: TaskModels, requests: list[tuple[str, str, str | None]], seed: int = 0,
                     max_tries: int = MAX_TRIES, temperatures: dict[str, float] | None = None,
-                    empty_gates: dict[str, float | None] | None = None) -> list[Answer]:
+                    empty_gates: dict[str, float | None] | None = None, choose_keys: bool = False) -> list[Answer]:
     """Guarded answers for ``(task, prompt, weekday)`` rows, tasks mixed: each row is retried at its
     temperature + 0.1 per retry until valid or ``max_tries``, then gets its task's fallback.
     ``temperatures``: a first-try temperature per task other than the task's own (the decoding study);
-    ``empty_gates``: the same for ``TaskSpec.empty_gate`` (``empty_gate``; the memory gate's study)."""
+    ``empty_gates``: the same for ``TaskSpec.empty_gate`` (``empty_gate``; the memory gate's study);
+    ``choose_keys=True``: a memory's key chosen as the likeliest of the data's, not sampled (``empty_gate``)."""
     first_temperature = {task: spec.temperature for task, spec in TASKS.items()} | (temperatures or {})
     answers = [Answer(task, None, 0, 0.0, False) for task, _, _ in requests]
-    pending, prompts, openings = empty_gate(models, requests, answers, empty_gates)
+    pending, prompts, openings = empty_gate(models, requests, answers, empty_gates, choose_keys)
     for attempt in range(max_tries):
         if not pending:
             break
@@ -530,7 +597,7 @@ def answer_requests(models: TaskModels, requests: list[tuple[str, str, str | Non
         for index, generation in zip(pending, generations):
             task, _, weekday = requests[index]
             answer = answers[index]
-            generation = Generation(openings[index] + generation.text, generation.ended, generation.tokens)
+            generation = Generation(after_opening(openings[index], generation.text), generation.ended, generation.tokens)
             answer.tries += 1
             answer.seconds += share
             answer.attempts.append(generation.text)

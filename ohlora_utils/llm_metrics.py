@@ -193,6 +193,37 @@ def memory_gate_sweep(llms: TaskModels, valid: pd.DataFrame, grid=GATE_GRID, see
     return pd.DataFrame(rows)
 
 
+def memory_key_comparison(llms: TaskModels, valid: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The memory's key drawn after ``[`` (the chat) against the likeliest of the data's keys
+    (``answer_requests(choose_keys=True)``), on the rows of ``valid`` due a memory, the save gate held open so
+    both ways write one item a row; same seed. Returns (table: right key, keys outside ``MEMORY_KEYS``, rows
+    with no item, the value's character F1 against the gold value where an item was written, seconds a row;
+    every row's two answers)."""
+    import time
+
+    from .tasks import MEMORY_KEYS
+
+    due = valid[valid["memory"].fillna("").str.strip().ne("")]
+    gold = [parse_memory_item(item) for item in due["memory"]]
+    requests = [("memory", prompt, None) for prompt in task_inputs("memory", due)]
+    rows, answers = [], {}
+    for name, choose in (("key drawn (the chat)", False), ("likeliest key (choose_keys)", True)):
+        started = time.perf_counter()
+        texts = [answer.text for answer in answer_requests(llms, requests, seed, empty_gates={"memory": float("inf")},
+                                                           choose_keys=choose)]
+        seconds = time.perf_counter() - started
+        written = [(parse_memory_item(text), truth) for text, truth in zip(texts, gold) if text]
+        rows.append({"key": name, "rows": len(gold), "right key": sum(item[0] == truth[0] for item, truth in written),
+                     "outside the keys": sum(item[0] not in MEMORY_KEYS for item, _ in written),
+                     "no item": len(gold) - len(written),
+                     "value char-F1": (sum(character_f1(item[1], truth[1]) for item, truth in written) / len(written)
+                                       if written else float("nan")),
+                     "s / row": seconds / max(len(gold), 1)})
+        answers[name] = texts
+    return pd.DataFrame(rows), pd.DataFrame({"input_data": due["input_data"].tolist(), "gold": due["memory"].tolist(),
+                                             **answers})
+
+
 def _expression_metrics(frame: pd.DataFrame, train: pd.DataFrame) -> dict:
     parsed = [parse_expression(text) for text in frame["answer"]]
     gold = [parse_expression(text) for text in frame["gold"]]

@@ -15,6 +15,11 @@ from typing import Mapping
 from .decoding import DEFAULT_DECODING, Decoding
 
 ANSWER_HEADER = "### 답변:"  # every prompt ends with this; the completion follows after a space
+# the keys a memory item may have: those of the fine-tuning and memory data (data/README.md; data.py checks
+# every row against them; ``TaskSpec.keys`` of the memory task).
+MEMORY_KEYS = ("상태", "건강", "직업", "전공", "학교", "목표", "취미", "좋아하는 음식", "싫어하는 음식", "좋아하는 것",
+               "싫어하는 것", "좋아하는 가수", "반려동물", "가족", "친구", "연인", "사는 곳", "고향", "오늘 일정",
+               "내일 일정", "주말 계획", "여행 계획", "오늘 날씨", "오로라에 대한 감정")
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,9 @@ class TaskSpec:
     # empty answer is below this gate; the answer it then samples is forced to begin with ``opening``
     empty_gate: float | None = None
     opening: str = ""
+    # a closed set of words that may follow the opening ("[" + key + ":"): with ``choose_keys=True`` the likeliest
+    # is forced before the rest is sampled (``generation.empty_gate``; tried, not the chat's default)
+    keys: tuple[str, ...] = ()
 
     def prompt(self, row: Mapping[str, str]) -> str:
         return self.prompt_template.format(**row) + f" {self.start_marker} {ANSWER_HEADER}"
@@ -52,7 +60,8 @@ TASKS: dict[str, TaskSpec] = {
         # save or not is decided greedily (the likelier of "no memory" and "a memory"), then the memory is
         # sampled: sampling the decision too (the original) saved fewer memories, and fewer of them were due
         # (docs/fine_tuning.md, benchmarks/memory_gate.py); "[" opens a "[key: value]" item (formats.MEMORY_ITEM)
-        TaskSpec("memory", "(요약 시작)", "(요약 종료)", "{input_data}", 0.6, 32, None, 20, empty_gate=0.5, opening="["),
+        TaskSpec("memory", "(요약 시작)", "(요약 종료)", "{input_data}", 0.6, 32, None, 20, empty_gate=0.5, opening="[",
+                 keys=MEMORY_KEYS),
         TaskSpec("eyes_mouth_pose", "(표정 출력 시작)", "(표정 출력 종료)", "{output_message}", 1.0, 32,
                  "(눈 보통, 입 보통, 고개 돌림 없음)", 30),
     )

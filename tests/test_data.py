@@ -53,6 +53,7 @@ def test_a_good_file_loads_with_line_numbers_as_index(tmp_path):
     ({"eyes_mouth_pose": "(눈 보통, 입 크게, 고개 돌림 없음)"}, "eyes_mouth_pose", "disagrees"),
     ({"memory": "[좋아하는 음식: 치킨] [취미: 등산]"}, "memory", "exactly one"),
     ({"memory": "좋아하는 음식: 치킨"}, "memory", "exactly one"),
+    ({"memory": "[생일: 3월 14일]"}, "memory", "not one of the memory keys"),
     ({"summary": "  "}, "summary", "is empty"),
     ({"data_type": "test"}, "data_type", "not one of"),
     ({"input_data": "[취미: 등산] (오로라 답변 요약) 등산 얘기 (사용자 질문) 또 가고 싶다"}, "input_data",
@@ -130,6 +131,14 @@ def test_memory_key_and_value_cannot_carry_brackets_or_colons(tmp_path):
     rows = [{"key": "취미:", "value": "등산", "message": "주말에 뭐 하지", "split": "train"}]
     problems, _ = problems_of(load_memory, write_csv(tmp_path / "m.csv", MEMORY_COLUMNS, rows))
     assert (problems[0].line, problems[0].column) == (2, "key")
+
+
+def test_memory_key_must_be_one_the_memory_task_writes(tmp_path):
+    rows = [{"key": "취미", "value": "등산", "message": "주말에 뭐 하지", "split": "train"},
+            {"key": "생일", "value": "3월 14일", "message": "내 생일 언제게", "split": "train"}]
+    problems, message = problems_of(load_memory, write_csv(tmp_path / "m.csv", MEMORY_COLUMNS, rows))
+    assert [(p.line, p.column) for p in problems] == [(3, "key")]
+    assert "'생일' is not one of" in problems[0].message
 
 
 def test_prefix_kind_recognises_each_context():

@@ -10,7 +10,7 @@ from ohlora_utils.storage import write_manifest
 from ohlora_utils.generation import (EndMarkerStop, Generation, MergedTaskModel, TaskModels, answer_batch,
                                      answer_requests, normalise, rejection_reasons)
 from ohlora_utils.llm_metrics import LIST_START, character_f1, evaluate_tasks
-from ohlora_utils.tasks import TASK_NAMES, TASKS
+from ohlora_utils.tasks import MEMORY_KEYS, TASK_NAMES, TASKS
 
 
 @pytest.fixture(scope="module")
@@ -329,9 +329,32 @@ def test_empty_answer_probability_is_the_probability_of_the_end_marker_alone(llm
     assert all(0 < p < 1 for p in probabilities)
 
 
+def test_option_log_likelihoods_equal_each_options_total_completion_log_likelihood(llms):
+    """One pass over the prompt, its cache shared by every option: the same figures as scoring each option
+    after the whole prompt (options of different lengths, both tiny architectures)."""
+    prompt, options = "나 간호사로 일해 (요약 시작) ### 답변:", [" [직업:", " [좋아하는 음식:", " [오로라에 대한 감정:"]
+    for task in ("memory", "output_message"):
+        cached = llms.option_log_likelihoods(task, prompt, options)
+        plain = llms.completion_log_likelihood(task, [prompt] * len(options), options, total=True)
+        assert cached == pytest.approx(plain, abs=1e-4)
+    assert llms.option_log_likelihoods("memory", prompt, []) == []
+    with pytest.raises(OhloraError, match="empty"):
+        llms.option_log_likelihoods("memory", prompt, [" [직업:", ""])
+
+
+def test_a_memory_answer_can_open_with_the_likeliest_of_the_data_keys(llms):
+    prompt = "나 간호사로 일해 (요약 시작) ### 답변:"
+    [answer] = answer_requests(llms, [("memory", prompt, None)], empty_gates={"memory": float("inf")}, choose_keys=True)
+    scores = llms.option_log_likelihoods("memory", prompt, [f" [{key}:" for key in MEMORY_KEYS])
+    likeliest = MEMORY_KEYS[scores.index(max(scores))]
+    assert answer.attempts[0].startswith(f"[{likeliest}: ")
+    assert answer.text is None or answer.text.startswith(f"[{likeliest}: ")
+
+
 class Gated:
     """Task models with a scripted probability of "nothing to remember" per prompt; they record what they
-    were asked to generate and answer ``key: value]`` (the rest of an item after its opening)."""
+    were asked to generate and answer ``직업: 간호사]`` after the opening ``[`` (the rest of an item), or
+    ``간호사]`` after a key's colon; 직업 is their likeliest key."""
 
     def __init__(self, empty: dict[str, float]):
         self.empty, self.prompts = empty, []
@@ -339,9 +362,13 @@ class Gated:
     def empty_answer_probability(self, task, prompts):
         return [self.empty[prompt] for prompt in prompts]
 
+    def option_log_likelihoods(self, task, prompt, options):
+        return [-1.0 if option == " [직업:" else -5.0 for option in options]
+
     def generate_mixed(self, requests, seed=None, max_new_tokens=None):
         self.prompts += [prompt for _, prompt, _ in requests]
-        return [Generation("직업: 간호사]" if task == "memory" else "응 좋아", True) for task, _, _ in requests]
+        return [Generation(("간호사]" if prompt.endswith(":") else "직업: 간호사]") if task == "memory" else "응 좋아", True)
+                for task, prompt, _ in requests]
 
 
 def test_the_memory_gate_saves_only_where_a_memory_is_likelier_and_then_never_samples_nothing():
@@ -362,6 +389,13 @@ def test_a_gate_can_be_lifted_or_forced_per_call():
     [forced] = answer_requests(models, [("memory", "ㅋㅋ", None)], empty_gates={"memory": float("inf")})
     assert models.prompts == ["ㅋㅋ", "ㅋㅋ ["]
     assert sampled.text is None and forced.text == "[직업: 간호사]"   # "직업: 간호사]" alone is no item
+
+
+def test_the_key_can_be_chosen_before_the_value_is_sampled():
+    models = Gated({"간호사야": 0.1})
+    [answer] = answer_requests(models, [("memory", "간호사야", None)], choose_keys=True)
+    assert models.prompts == ["간호사야 [직업:"]   # the opening and the likeliest key; only the value is drawn
+    assert answer.text == "[직업: 간호사]" and answer.attempts == ["[직업: 간호사]"]
 
 
 def test_completion_log_likelihood_refuses_mismatched_or_unknown_input(llms):

@@ -103,6 +103,33 @@ def test_the_memory_gate_sweep_saves_below_each_gate_and_scores_the_sampled_deci
     assert gated["saved_recall"].tolist() == pytest.approx([0.5, 0.5, 1.0])
 
 
+class KeyedMemory(ScriptedMemory):
+    """Draws the key 취미 after the opening ``[``, but finds 직업 the likeliest key; the value is always 간호사."""
+
+    def empty_answer_probability(self, task, prompts):
+        return [0.0] * len(prompts)
+
+    def option_log_likelihoods(self, task, prompt, options):
+        return [0.0 if option == " [직업:" else -1.0 for option in options]
+
+    def generate_mixed(self, requests, seed=None, max_new_tokens=None):
+        from ohlora_utils.generation import Generation
+
+        return [Generation("간호사]" if prompt.endswith(":") else "취미: 간호사]", True) for _, prompt, _ in requests]
+
+
+def test_the_key_comparison_scores_the_drawn_and_the_likeliest_key_on_the_rows_due_a_memory():
+    from ohlora_utils.llm_metrics import memory_key_comparison
+
+    valid = pd.DataFrame({"input_data": ["간호사야", "ㅋㅋ", "나 간호사"], "memory": ["[직업: 간호사]", "", "[직업: 간호사]"]})
+    table, answers = memory_key_comparison(KeyedMemory({}), valid)
+    drawn, chosen = table.to_dict("records")
+    assert (drawn["rows"], drawn["right key"], chosen["right key"]) == (2, 0, 2)
+    assert drawn["value char-F1"] == chosen["value char-F1"] == 1.0 and drawn["no item"] == chosen["no item"] == 0
+    assert answers["likeliest key (choose_keys)"].tolist() == ["[직업: 간호사]"] * 2
+    assert answers["key drawn (the chat)"].tolist() == ["[취미: 간호사]"] * 2
+
+
 def test_the_memory_gate_sweep_is_reused_when_nothing_that_decides_it_changed(tmp_path, monkeypatch):
     from ohlora_utils.llm_metrics import memory_gate_sweep
     from ohlora_utils.tasks import TASKS
