@@ -359,22 +359,36 @@ class TaskModels:
                     results[index] = generation
         return results
 
+    def _scorer(self, task: str):
+        """``task``'s model (its adapter active), tokenizer and decoder, and ``token_log_probs(states, targets)``:
+        the log-probability of each target token from the decoder state before it, under the output layer the
+        chat samples from (gemma's final logit soft-capping included). What both likelihood scores share."""
+        if task not in self.models:
+            raise OhloraError(f"no adapter loaded for task {task!r}", fix=f"loaded: {', '.join(self.models) or 'none'}")
+        model = self.models[task]
+        model.set_adapter(task)
+        causal_lm = model.get_base_model()
+        head = causal_lm.get_output_embeddings()
+        softcap = getattr(causal_lm.config, "final_logit_softcapping", None)
+
+        def token_log_probs(states: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            logits = head(states).float()
+            if softcap:
+                logits = torch.tanh(logits / softcap) * softcap
+            return logits.log_softmax(-1).gather(-1, targets[..., None]).squeeze(-1)
+
+        return model, self.tokenizers[task], causal_lm.get_decoder(), token_log_probs
+
     def completion_log_likelihood(self, task: str, prompts: list[str], completions: list[str],
                                   batch_size: int = 8, total: bool = False) -> list[float]:
         """Mean log-probability per token of each completion after its prompt, under ``task``'s adapter and
         the output layer the chat samples from: the score of response selection (llm_metrics) and of
         reranking candidates. ``completions`` are task completions as trained (``TaskSpec.completion``).
         ``total``: the sum over the completion's tokens instead (the log-probability of the whole completion)."""
-        if task not in self.models:
-            raise OhloraError(f"no adapter loaded for task {task!r}", fix=f"loaded: {', '.join(self.models) or 'none'}")
+        model, tokenizer, decoder, token_log_probs = self._scorer(task)
         if len(prompts) != len(completions):
             raise OhloraError(f"{len(prompts)} prompts but {len(completions)} completions",
                               fix="pass one completion per prompt")
-        model, tokenizer = self.models[task], self.tokenizers[task]
-        model.set_adapter(task)
-        causal_lm = model.get_base_model()
-        decoder, head = causal_lm.get_decoder(), causal_lm.get_output_embeddings()
-        softcap = getattr(causal_lm.config, "final_logit_softcapping", None)
         scores = []
         for start in range(0, len(prompts), batch_size):
             pairs = [(tokenizer(p)["input_ids"], tokenizer(c, add_special_tokens=False)["input_ids"])
@@ -391,10 +405,7 @@ class TaskModels:
                                  use_cache=False).last_hidden_state
                 targets = labels[:, 1:].to(model.device)
                 keep = targets != -100
-                logits = head(hidden[:, :-1][keep]).float()
-                if softcap:
-                    logits = torch.tanh(logits / softcap) * softcap
-                token_scores = logits.log_softmax(-1).gather(-1, targets[keep][:, None]).squeeze(-1)
+                token_scores = token_log_probs(hidden[:, :-1][keep], targets[keep])
                 row_of = keep.nonzero()[:, 0]
                 sums = torch.zeros(len(pairs), device=token_scores.device).index_add_(0, row_of, token_scores)
                 counts = keep.sum(dim=1).clamp(min=1)
@@ -406,39 +417,30 @@ class TaskModels:
         under ``task``'s adapter: ``completion_log_likelihood(..., total=True)`` of every option, but the prompt
         runs once and its cache serves all options, so two dozen short options cost about one pass over the
         prompt (the memory key's choice in a chat turn)."""
-        if task not in self.models:
-            raise OhloraError(f"no adapter loaded for task {task!r}", fix=f"loaded: {', '.join(self.models) or 'none'}")
-        model, tokenizer = self.models[task], self.tokenizers[task]
+        model, tokenizer, decoder, token_log_probs = self._scorer(task)
         tails = [tokenizer(option, add_special_tokens=False)["input_ids"] for option in options]
         if not all(tails):
             raise OhloraError("an option to score is empty", fix="pass options of at least one token")
         if not options:
             return []
-        model.set_adapter(task)
-        causal_lm = model.get_base_model()
-        decoder, head = causal_lm.get_decoder(), causal_lm.get_output_embeddings()
-        softcap = getattr(causal_lm.config, "final_logit_softcapping", None)
         prompt_ids = tokenizer(prompt)["input_ids"]
         lengths = torch.tensor([len(tail) for tail in tails])
         ids = torch.full((len(tails), int(lengths.max())), tokenizer.pad_token_id)
         for row, tail in enumerate(tails):   # right padding: a pad comes after every real token of its row
             ids[row, :len(tail)] = torch.tensor(tail)
+        real = torch.arange(ids.shape[1])[None, :] < lengths[:, None]   # the options' own tokens, not the pads
         with torch.inference_mode():
             first = decoder(input_ids=torch.tensor([prompt_ids], device=model.device), use_cache=True)
             cache = first.past_key_values
             cache.batch_repeat_interleave(len(tails))
             mask = torch.ones(len(tails), len(prompt_ids) + ids.shape[1], dtype=torch.long)
-            mask[:, len(prompt_ids):] = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).long()
+            mask[:, len(prompt_ids):] = real.long()
             rest = decoder(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), past_key_values=cache,
                            use_cache=True).last_hidden_state
             # the prompt's last state predicts each option's first token; an option's own states the rest
             states = torch.cat([first.last_hidden_state[:, -1:].expand(len(tails), 1, -1), rest[:, :-1]], dim=1)
-            logits = head(states).float()
-            if softcap:
-                logits = torch.tanh(logits / softcap) * softcap
-            token_scores = logits.log_softmax(-1).gather(-1, ids.to(model.device)[..., None]).squeeze(-1)
-            real = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).to(token_scores.device)
-        return (token_scores * real).sum(dim=1).tolist()
+            token_scores = token_log_probs(states, ids.to(model.device))
+        return (token_scores * real.to(token_scores.device)).sum(dim=1).tolist()
 
     def empty_answer_probability(self, task: str, prompts: list[str]) -> list[float]:
         """Probability that ``task``'s adapter answers nothing after each prompt (its end marker at once):
