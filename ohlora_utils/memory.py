@@ -7,8 +7,9 @@ Usage::
 
 docs/memory.md: the best item is used only when its cosine with the message reaches the threshold chosen
 at training (``threshold.json`` next to the model; 0.95 in the original). A message that asks her to recall
-something ("기억나?", "뭐라고 했지?": ``asks_to_recall``) has a threshold of its own, chosen the same way on
-such messages alone, because the user has just said a memory is wanted. Training, the pairs and their labels,
+something ("기억나?", "뭐라고 했지?": ``asks_to_recall``) has a threshold of its own, chosen on such messages
+alone by F1 rather than F0.5, because the user has just said a memory is wanted and a missed one fails the
+answer as a wrong one does. Training, the pairs and their labels,
 evaluation and the thresholds' choice live in ``memory_study``.
 """
 from __future__ import annotations

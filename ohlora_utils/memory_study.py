@@ -53,6 +53,7 @@ ORIGINAL_TEST_METRICS = {"mse": 0.0355, "mae": 0.128, "pearson": 0.745}  # origi
 ORIGINAL_TOP1 = (20, 40)             # original: right memory on top for 20 of 40 test messages
 THRESHOLD_GRID = np.round(np.arange(0.0, 1.0001, 0.01), 2)  # thresholds the sweep tries
 THRESHOLD_BETA = 0.5                 # F-beta < 1: a wrong memory in the prompt hurts more than a missed one
+ASKED_THRESHOLD_BETA = 1.0           # asked to recall, a missed memory fails her answer as a wrong one does
 STORE_SIZE = 5                       # memories a simulated chat holds when a message comes (the threshold's criterion)
 STORE_DRAWS = 20                     # simulated stores per message, every other one holding a memory of its key
 
@@ -289,21 +290,23 @@ def sweep_point(similarity: np.ndarray, keys, threshold: float, messages=None) -
     return store_point(simulated_stores(similarity, keys, messages=messages), threshold)
 
 
-def threshold_sweep(similarity: np.ndarray, keys, grid=THRESHOLD_GRID, messages=None) -> pd.DataFrame:
+def threshold_sweep(similarity: np.ndarray, keys, grid=THRESHOLD_GRID, messages=None,
+                    beta: float = THRESHOLD_BETA) -> pd.DataFrame:
     """Precision and recall of the chat's decision (``simulated_stores``) at every threshold of ``grid``."""
-    return store_sweep(simulated_stores(similarity, keys, messages=messages), grid)
+    return store_sweep(simulated_stores(similarity, keys, messages=messages), grid, beta)
 
 
-def store_sweep(stores: pd.DataFrame, grid=THRESHOLD_GRID) -> pd.DataFrame:
-    """``store_point`` of ``stores`` at every threshold of ``grid``, with its F-beta."""
+def store_sweep(stores: pd.DataFrame, grid=THRESHOLD_GRID, beta: float = THRESHOLD_BETA) -> pd.DataFrame:
+    """``store_point`` of ``stores`` at every threshold of ``grid``, with its F-``beta``."""
     frame = pd.DataFrame([vars(store_point(stores, t)) for t in grid])
-    frame["f_beta"] = f_beta(frame["precision"], frame["recall"], THRESHOLD_BETA)
+    frame["f_beta"] = f_beta(frame["precision"], frame["recall"], beta)
     return frame
 
 
 def choose_threshold(similarity: np.ndarray, keys, setting: str = "auto", split: str = "valid",
-                     test: tuple[np.ndarray, object] | None = None, messages=None, test_messages=None) -> dict:
-    """``"auto"``: the best F-beta of ``threshold_sweep`` over ``similarity`` (the ``split`` lines; the higher
+                     test: tuple[np.ndarray, object] | None = None, messages=None, test_messages=None,
+                     beta: float = THRESHOLD_BETA) -> dict:
+    """``"auto"``: the best F-``beta`` of ``threshold_sweep`` over ``similarity`` (the ``split`` lines; the higher
     threshold on ties); else the float in ``setting``. ``test=(similarity, keys)`` of the test lines adds the
     chosen threshold's precision and recall there (``test_precision``, ``test_recall``). ``messages`` and
     ``test_messages``: boolean masks of the rows whose messages the choice is for (default all)."""
@@ -312,10 +315,10 @@ def choose_threshold(similarity: np.ndarray, keys, setting: str = "auto", split:
         raise OhloraError(f"no {split} message to choose a threshold on",
                           fix="check the split's lines and the mask of messages passed")
     if str(setting).strip().lower() == "auto":
-        sweep = store_sweep(stores)
+        sweep = store_sweep(stores, beta=beta)
         best = sweep.loc[sweep["f_beta"] == sweep["f_beta"].max()].iloc[-1]
         threshold = float(best["threshold"])
-        how = f"max F{THRESHOLD_BETA:g} of the chat's decision over {STORE_SIZE}-memory stores of the {split} split"
+        how = f"max F{beta:g} of the chat's decision over {STORE_SIZE}-memory stores of the {split} split"
     else:
         try:
             threshold = float(setting)
@@ -341,14 +344,17 @@ def choose_asked_threshold(similarity: np.ndarray, lines: pd.DataFrame, setting:
     (columns ``message``, ``key``), in stores drawn from all of them; ``test=(similarity, test_lines)``.
     A number in ``setting`` is used as is, as for every other message. ``at_most`` (the threshold of every
     other message): a message that asks to recall wants a memory at least as much as any other, so a higher
-    choice, which the few asking messages of a valid split can make by chance, is lowered to it."""
+    choice, which the few asking messages of a valid split can make by chance, is lowered to it.
+
+    "auto" takes the best F1 (``ASKED_THRESHOLD_BETA``), not F0.5: asked for a fact, she has no right answer
+    without its memory, so a missed memory fails the answer as a wrong one does."""
     asking = lines["message"].map(asks_to_recall).to_numpy()
     test_args = {}
     if test is not None:
         test_similarity, test_lines = test
         test_args = {"test": (test_similarity, test_lines["key"]),
                      "test_messages": test_lines["message"].map(asks_to_recall).to_numpy()}
-    choice = choose_threshold(similarity, lines["key"], setting, messages=asking, **test_args)
+    choice = choose_threshold(similarity, lines["key"], setting, messages=asking, beta=ASKED_THRESHOLD_BETA, **test_args)
     how = choice["how"] + ", messages that ask to recall only"
     if at_most is not None and choice["threshold"] > at_most:
         how += f" (it chose {choice['threshold']:.2f}: lowered to the threshold of every other message)"

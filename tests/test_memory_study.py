@@ -190,9 +190,21 @@ def test_the_asked_threshold_is_chosen_on_the_messages_that_ask_to_recall():
     lines = pd.DataFrame({"key": list(STORE_KEYS), "message": ["기억나?" if i in (0, 4) else "그냥 말" for i in range(len(STORE_KEYS))]})
     asked = memory_study.choose_asked_threshold(STORE_SIMILARITY, lines, test=(STORE_SIMILARITY, lines))
     mask = np.isin(np.arange(len(STORE_KEYS)), [0, 4])
-    same = memory_study.choose_threshold(STORE_SIMILARITY, STORE_KEYS, "auto", messages=mask)
+    same = memory_study.choose_threshold(STORE_SIMILARITY, STORE_KEYS, "auto", messages=mask,
+                                         beta=memory_study.ASKED_THRESHOLD_BETA)
     assert asked["threshold"] == same["threshold"] and asked["messages"] == 2
     assert "ask to recall" in asked["how"] and {"test_precision", "test_recall"} <= set(asked)
+
+
+def test_asked_to_recall_a_missed_memory_weighs_as_much_as_a_wrong_one():
+    # every other message keeps F0.5 (a wrong memory hurts more); an asking message is chosen by F1
+    assert memory_study.THRESHOLD_BETA == 0.5 and memory_study.ASKED_THRESHOLD_BETA == 1.0
+    sweep = memory_study.threshold_sweep(STORE_SIMILARITY, STORE_KEYS, beta=1.0).query("recall > 0")
+    precision, recall = sweep["precision"], sweep["recall"]
+    assert np.allclose(sweep["f_beta"], 2 * precision * recall / (precision + recall))
+    lines = pd.DataFrame({"key": list(STORE_KEYS), "message": ["기억나?" if i in (0, 4) else "그냥 말" for i in range(len(STORE_KEYS))]})
+    assert "max F1 " in memory_study.choose_asked_threshold(STORE_SIMILARITY, lines)["how"]
+    assert "max F0.5 " in memory_study.choose_threshold(STORE_SIMILARITY, STORE_KEYS)["how"]
 
 
 def test_the_asked_threshold_is_never_above_the_threshold_of_every_other_message():
