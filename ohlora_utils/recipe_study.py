@@ -32,6 +32,7 @@ BASELINE = "original (lr 3e-4, alpha 16, 1 epoch)"
 STUDY_BASE = LoraTrainConfig(epochs=1, augment=True)
 ADOPTED = "lr 1e-3"                               # the recipe the default preset took for the reply
 RECIPE_SET = GRADING_DIR / "2026-11-30-recipes"   # the committed blind-graded set notebook 02 reads
+DATA_SIZE_SET = GRADING_DIR / "2026-12-02-data"   # the adopted recipe on 2,573 / 3,056 / 4,077 train rows, graded blind
 RUNS_FILE = "runs.csv"                            # per recipe: train minutes, steps, kept step, valid loss
 RUN_COLUMNS = ("valid_loss", "selection_top1", "steps", "train_minutes")   # shown in the table when measured
 
