@@ -122,6 +122,15 @@ STORE_SIMILARITY = np.where(STORE_KEYS[:, None] == STORE_KEYS[None, :], 0.9, 0.3
 STORE_SIMILARITY[4, :2] = 0.95
 
 
+ASKING_ROWS = [0, 4]  # the lines of STORE_KEYS whose message asks to recall
+
+
+def asking_lines():
+    """STORE_KEYS as memory lines: rows ASKING_ROWS ask "기억나?", the rest just talk."""
+    return pd.DataFrame({"key": list(STORE_KEYS),
+                         "message": ["기억나?" if i in ASKING_ROWS else "그냥 말" for i in range(len(STORE_KEYS))]})
+
+
 def test_every_other_simulated_store_holds_a_memory_of_the_message_s_key():
     stores = memory_study.simulated_stores(STORE_SIMILARITY, STORE_KEYS, store_size=3, draws=10)
     assert len(stores) == 6 * 10 and stores.groupby("message")["holds_key"].sum().eq(5).all()
@@ -175,9 +184,9 @@ def test_a_given_threshold_is_used_as_is_and_nonsense_is_refused():
 
 def test_a_mask_of_messages_simulates_only_those_rows_in_stores_of_every_line():
     asking = np.zeros(len(STORE_KEYS), bool)
-    asking[[0, 4]] = True
+    asking[ASKING_ROWS] = True
     stores = memory_study.simulated_stores(STORE_SIMILARITY, STORE_KEYS, messages=asking)
-    assert sorted(set(stores["message"])) == [0, 4] and len(stores) == 2 * memory_study.STORE_DRAWS
+    assert sorted(set(stores["message"])) == ASKING_ROWS and len(stores) == 2 * memory_study.STORE_DRAWS
     whole = memory_study.simulated_stores(STORE_SIMILARITY, STORE_KEYS)
     assert len(whole) == len(STORE_KEYS) * memory_study.STORE_DRAWS
     choice = memory_study.choose_threshold(STORE_SIMILARITY, STORE_KEYS, "auto", messages=asking)
@@ -187,9 +196,9 @@ def test_a_mask_of_messages_simulates_only_those_rows_in_stores_of_every_line():
 
 
 def test_the_asked_threshold_is_chosen_on_the_messages_that_ask_to_recall():
-    lines = pd.DataFrame({"key": list(STORE_KEYS), "message": ["기억나?" if i in (0, 4) else "그냥 말" for i in range(len(STORE_KEYS))]})
+    lines = asking_lines()
     asked = memory_study.choose_asked_threshold(STORE_SIMILARITY, lines, test=(STORE_SIMILARITY, lines))
-    mask = np.isin(np.arange(len(STORE_KEYS)), [0, 4])
+    mask = np.isin(np.arange(len(STORE_KEYS)), ASKING_ROWS)
     same = memory_study.choose_threshold(STORE_SIMILARITY, STORE_KEYS, "auto", messages=mask,
                                          beta=memory_study.ASKED_THRESHOLD_BETA)
     assert asked["threshold"] == same["threshold"] and asked["messages"] == 2
@@ -202,13 +211,13 @@ def test_asked_to_recall_a_missed_memory_weighs_as_much_as_a_wrong_one():
     sweep = memory_study.threshold_sweep(STORE_SIMILARITY, STORE_KEYS, beta=1.0).query("recall > 0")
     precision, recall = sweep["precision"], sweep["recall"]
     assert np.allclose(sweep["f_beta"], 2 * precision * recall / (precision + recall))
-    lines = pd.DataFrame({"key": list(STORE_KEYS), "message": ["기억나?" if i in (0, 4) else "그냥 말" for i in range(len(STORE_KEYS))]})
+    lines = asking_lines()
     assert "max F1 " in memory_study.choose_asked_threshold(STORE_SIMILARITY, lines)["how"]
     assert "max F0.5 " in memory_study.choose_threshold(STORE_SIMILARITY, STORE_KEYS)["how"]
 
 
 def test_the_asked_threshold_is_never_above_the_threshold_of_every_other_message():
-    lines = pd.DataFrame({"key": list(STORE_KEYS), "message": ["기억나?" if i in (0, 4) else "그냥 말" for i in range(len(STORE_KEYS))]})
+    lines = asking_lines()
     free = memory_study.choose_asked_threshold(STORE_SIMILARITY, lines)
     assert memory_study.choose_asked_threshold(STORE_SIMILARITY, lines, at_most=free["threshold"] + 0.05) == free
     lowered = memory_study.choose_asked_threshold(STORE_SIMILARITY, lines, test=(STORE_SIMILARITY, lines),
