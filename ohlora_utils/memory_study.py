@@ -24,6 +24,8 @@ the message's key (``simulated_stores``). Messages that ask to recall (``memory.
 threshold of their own, chosen the same way on those valid messages alone and never above the other one
 (``choose_asked_threshold``).
 ``asked_turns`` and ``asked_retrieval`` measure the retriever on the yardstick's "do you remember …?" turns.
+``reader_top1`` scores readers' picks on the test split (``python -m ohlora_utils.memory_study --readers``):
+what the split's messages let a reader retrieve, next to the model's top-1.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ from .data import MEMORY_SPLITS
 from .errors import OhloraError, exit_on_user_error
 from .memory import (ASKED_THRESHOLD_KEY, ORIGINAL_THRESHOLD, THRESHOLD_FILE, asks_to_recall, default_model_dir,
                      similarity_matrix)
+from .paths import DATA_DIR
 from .presets import get_preset
 from .profiles import Profile, get_profile
 from .sbert import embed
@@ -56,6 +59,7 @@ THRESHOLD_BETA = 0.5                 # F-beta < 1: a wrong memory in the prompt 
 ASKED_THRESHOLD_BETA = 1.0           # asked to recall, a missed memory fails her answer as a wrong one does
 STORE_SIZE = 5                       # memories a simulated chat holds when a message comes (the threshold's criterion)
 STORE_DRAWS = 20                     # simulated stores per message, every other one holding a memory of its key
+READER_CHECK_DIR = DATA_DIR / "memory" / "reader_check"  # readers' picks on the test split, scored like top-1
 
 # What each preset means for the memory model. e5-small, frozen word embeddings, a step of 16 lines (256 pairs)
 # about 0.7 s on 2 CPU cores; an epoch of the 1,426 train lines is 90 steps. The original's recipe (every pair
@@ -237,6 +241,54 @@ def top1_retrieval(similarity: np.ndarray, keys) -> dict[str, int]:
     best = similarity.argmax(axis=1)
     return {"right_key": int((keys[best] == keys).sum()), "own_item": int((best == np.arange(len(keys))).sum()),
             "total": len(keys)}
+
+
+def reader_top1(folder: Path = READER_CHECK_DIR, lines: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Readers' picks on the test split (``data/memory/reader_check``), counted as ``top1_retrieval`` counts a
+    model's: a memory of the message's key picked (``right_key``), the message's own line (``own_item``), and
+    how many different memories the reader used (all of them: messages and memories matched one to one).
+
+    ``lines``: the test lines the sheet must hold (default: those of the memory data); a sheet that no longer
+    matches them is refused, since its figures would describe another split."""
+    from .data import load_memory
+    from .formats import parse_memory_item
+
+    folder = Path(folder)
+    messages, memories, key = (_read_reader_csv(folder / name, columns) for name, columns in
+                               (("sheet_messages.csv", ["message_id", "message"]),
+                                ("sheet_memories.csv", ["memory_id", "memory"]),
+                                ("key.csv", ["message_id", "key", "memory_id"])))
+    test = split_lines(load_memory())["test"] if lines is None else lines
+    sheet = key.merge(messages, on="message_id").merge(memories, on="memory_id")
+    if len(sheet) != len(key) or sorted(zip(sheet["key"], sheet["message"], sheet["memory"])) != sorted(
+            zip(test["key"], test["message"], test["memory"])):
+        raise OhloraError(f"the reader sheet in {folder} does not hold the memory data's test lines",
+                          fix="draw a new sheet from the test split and ask readers again (README.md there)")
+    memory_key = {row.memory_id: parse_memory_item(row.memory)[0] for row in memories.itertuples()}
+    rows = []
+    for path in sorted(folder.glob("picks_*.csv")):
+        picks = _read_reader_csv(path, ["message_id", "memory_id"])
+        unknown = sorted(set(picks["memory_id"]) - set(memory_key)) + sorted(set(picks["message_id"]) - set(key["message_id"]))
+        if unknown or sorted(picks["message_id"]) != sorted(key["message_id"]):
+            raise OhloraError(f"{path}: expected one pick for each of the {len(key)} messages of the sheet"
+                              + (f"; unknown ids {unknown[:5]}" if unknown else ""),
+                              fix="one row per message_id of sheet_messages.csv, memory_id from sheet_memories.csv")
+        scored = key.merge(picks, on="message_id", suffixes=("", "_picked"))
+        rows.append({"reader": path.stem.removeprefix("picks_"),
+                     "right_key": int((scored["memory_id_picked"].map(memory_key) == scored["key"]).sum()),
+                     "own_item": int((scored["memory_id_picked"] == scored["memory_id"]).sum()),
+                     "total": len(scored), "memories_used": int(scored["memory_id_picked"].nunique())})
+    return pd.DataFrame(rows, columns=["reader", "right_key", "own_item", "total", "memories_used"])
+
+
+def _read_reader_csv(path: Path, columns: list[str]) -> pd.DataFrame:
+    if not path.is_file():
+        raise OhloraError(f"{path} is missing", fix="restore data/memory/reader_check from the repository")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if list(frame.columns) != columns:
+        raise OhloraError(f"{path}: columns {list(frame.columns)}, expected {columns}",
+                          fix="keep the header the folder's README describes")
+    return frame
 
 
 @dataclass(frozen=True)
@@ -507,8 +559,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", default=None, help="embedded | paper | tiny (default: $OHLORA_PROFILE)")
     parser.add_argument("--preset", default="", help="quick | default | paper (default: $OHLORA_PRESET)")
     parser.add_argument("--threshold", default="auto", help='"auto" (chosen on the valid split) or a number')
+    parser.add_argument("--readers", action="store_true",
+                        help="only print the readers' top-1 on the test split (data/memory/reader_check), no training")
     args = parser.parse_args(argv)
     with exit_on_user_error(parser.prog):
+        if args.readers:
+            print(reader_top1().to_string(index=False))
+            return
         result = run(get_profile(args.profile), train_config(args.preset), args.threshold)
         print(result["history"].to_string(index=False))
         print("test pairs:", {k: round(v, 4) for k, v in result["test"].items()})

@@ -336,3 +336,43 @@ def test_grouping_by_text_is_refused_for_memory_pairs(tiny_profile, tmp_path):
     config = SbertTrainConfig(epochs=1, max_steps=1, group_by_text=True)
     with pytest.raises(OhloraError, match="group_by_text is for the ethics classifier"):
         train_memory_sbert(None, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), config, tiny_profile, tmp_path / "m")
+
+
+def write_reader_folder(folder, picks: dict[str, list[str]]):
+    """A three-message sheet: Q1 wants M1 (key 음식), Q2 wants M2 (음식), Q3 wants M3 (직업)."""
+    pd.DataFrame({"message_id": ["Q1", "Q2", "Q3"], "message": ["떡볶이 땡겨", "점심 뭐 먹지", "출근하기 싫다"]}
+                 ).to_csv(folder / "sheet_messages.csv", index=False)
+    pd.DataFrame({"memory_id": ["M1", "M2", "M3"], "memory": ["[음식: 떡볶이]", "[음식: 라면]", "[직업: 간호사]"]}
+                 ).to_csv(folder / "sheet_memories.csv", index=False)
+    pd.DataFrame({"message_id": ["Q1", "Q2", "Q3"], "key": ["음식", "음식", "직업"], "memory_id": ["M1", "M2", "M3"]}
+                 ).to_csv(folder / "key.csv", index=False)
+    for reader, memory_ids in picks.items():
+        pd.DataFrame({"message_id": ["Q1", "Q2", "Q3"][:len(memory_ids)], "memory_id": memory_ids}
+                     ).to_csv(folder / f"picks_{reader}.csv", index=False)
+    return pd.DataFrame({"key": ["음식", "음식", "직업"], "message": ["떡볶이 땡겨", "점심 뭐 먹지", "출근하기 싫다"],
+                         "memory": ["[음식: 떡볶이]", "[음식: 라면]", "[직업: 간호사]"]})
+
+
+def test_readers_picks_count_as_the_models_top1_counts(tmp_path):
+    lines = write_reader_folder(tmp_path, {"x": ["M2", "M2", "M3"], "y": ["M1", "M2", "M1"]})
+    table = memory_study.reader_top1(tmp_path, lines=lines).set_index("reader")
+    # x: Q1 got another memory of its key (right key, not its own line), and used only two memories
+    assert table.loc["x"].to_dict() == {"right_key": 3, "own_item": 2, "total": 3, "memories_used": 2}
+    assert table.loc["y"].to_dict() == {"right_key": 2, "own_item": 2, "total": 3, "memories_used": 2}
+
+
+def test_a_reader_sheet_that_no_longer_holds_the_test_lines_is_refused(tmp_path):
+    lines = write_reader_folder(tmp_path, {"x": ["M1", "M2", "M3"]})
+    with pytest.raises(OhloraError, match="does not hold the memory data's test lines"):
+        memory_study.reader_top1(tmp_path, lines=lines.assign(message=["다른 말", "점심 뭐 먹지", "출근하기 싫다"]))
+
+
+def test_a_reader_who_skipped_a_message_is_named(tmp_path):
+    lines = write_reader_folder(tmp_path, {"lazy": ["M1", "M2"]})
+    with pytest.raises(OhloraError, match="picks_lazy.csv: expected one pick for each of the 3 messages"):
+        memory_study.reader_top1(tmp_path, lines=lines)
+
+
+def test_the_committed_reader_check_is_drawn_from_the_current_test_split():
+    table = memory_study.reader_top1()
+    assert len(table) >= 1 and (table["total"] == len(memory_study.split_lines(load_memory())["test"])).all()
